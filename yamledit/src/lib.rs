@@ -1,0 +1,1 @@
+//! Format-preserving edits of YAML/JSON documents (placeholder; see README).
