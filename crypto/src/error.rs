@@ -1,0 +1,76 @@
+//! The one error type of the sealing library.
+
+use std::fmt;
+
+/// Everything that can go wrong while sealing, opening, or reading keys and certificates.
+///
+/// Messages are lower-case, one line, and never contain plaintext or private key material.
+/// Where Bitnami's tools print a fixed text, the same text is used so scripts keep matching it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The blob is shorter than its own length prefix says (Bitnami's exact message).
+    #[error("SealedSecret data is too short")]
+    TooShort,
+    /// No key of the keyring opened the blob under the given label (Bitnami's exact message).
+    #[error("no key could decrypt secret")]
+    NoKeyCouldDecrypt,
+    /// The first bytes of the blob match no format kseal knows.
+    #[error("unrecognised ciphertext format (first bytes {0})")]
+    UnknownFormat(HexPrefix),
+    /// The public-key operation failed (for example a plaintext too long for the key).
+    #[error("encryption failed")]
+    Encrypt,
+    /// The input held no PEM `CERTIFICATE` block.
+    #[error("no PEM certificate found")]
+    NoCertificate,
+    /// The certificate could not be decoded.
+    #[error("invalid certificate: {0}")]
+    InvalidCertificate(String),
+    /// The certificate carries a key that is not RSA.
+    #[error("certificate public key is not RSA (algorithm {0})")]
+    NotRsaCertificate(String),
+    /// The certificate's NotAfter has passed (Bitnami's exact message, Go date layout `January 2, 2006`).
+    #[error("failed to encrypt using an expired certificate on {0}")]
+    ExpiredCertificate(String),
+    /// The public key could not be used.
+    #[error("invalid RSA public key: {0}")]
+    InvalidPublicKey(String),
+    /// The input held no PEM private key block.
+    #[error("no PEM private key found")]
+    NoPrivateKey,
+    /// A private key could not be decoded (the reason never quotes key bytes).
+    #[error("invalid private key: {0}")]
+    InvalidPrivateKey(String),
+    /// A private key of another algorithm (Bitnami's exact message).
+    #[error("private key is not an RSA key")]
+    NotRsaKey,
+    /// A key Secret without `tls.key` (Bitnami's message, which names the wrong key, kept for scripts).
+    #[error("secret must contain a 'tls.data' key")]
+    KeySecretWithoutKey,
+    /// A key file that is neither PEM, a Secret, nor a List of Secrets.
+    #[error("not a PEM private key, a key Secret or a List of key Secrets: {0}")]
+    UnrecognisedKeyFile(String),
+    /// Key generation or certificate signing failed.
+    #[error("key generation failed: {0}")]
+    KeyGeneration(String),
+    /// An unsupported RSA key size was requested.
+    #[error("unsupported key size {0}: use 2048, 3072, 4096 or 8192")]
+    UnsupportedKeySize(usize),
+    /// A scope name that is not one of the three.
+    #[error("must be one of: strict, namespace-wide, cluster-wide")]
+    InvalidScope,
+}
+
+/// The first bytes of an unrecognised blob, printed as hex. Ciphertext, so safe to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexPrefix(pub Vec<u8>);
+
+impl fmt::Display for HexPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
