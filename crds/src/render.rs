@@ -45,11 +45,11 @@ fn write_go_fragment<W: ?Sized + io::Write>(writer: &mut W, fragment: &str) -> i
             '\u{2029}' => "\\u2029",
             _ => continue,
         };
-        writer.write_all(fragment[start..i].as_bytes())?;
+        writer.write_all(&fragment.as_bytes()[start..i])?;
         writer.write_all(esc.as_bytes())?;
         start = i + c.len_utf8();
     }
-    writer.write_all(fragment[start..].as_bytes())
+    writer.write_all(&fragment.as_bytes()[start..])
 }
 
 struct GoCompact(serde_json::ser::CompactFormatter);
