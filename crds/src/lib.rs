@@ -5,14 +5,23 @@
 //! writes: `kind` first, Go's field order in JSON, empty fields left out. The CRD is built in
 //! code ([`crd::crd`]) and committed as `crds/sealedsecret-crd.yaml`; a test keeps the two equal.
 //!
-//! Boundaries: types and pure functions only: no client, no I/O, no crypto.
+//! [`seal::seal_secret`] and [`unseal::unseal`] are the Secret ⇄ SealedSecret transforms shared by
+//! the CLI and the controller.
+//!
+//! Boundaries: types and pure functions only: no client, no I/O, no async.
 
 // The CRD literal in `crd.rs` nests deeper than `json!`'s default recursion limit.
 #![recursion_limit = "256"]
 
 pub mod crd;
+mod error;
 pub mod meta;
 pub mod render;
+pub mod seal;
+pub mod template;
+pub mod unseal;
+
+pub use error::{Error, ItemErrors};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -45,9 +45,10 @@ impl Certificate {
             OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64)
                 .map_err(|e| Error::InvalidCertificate(e.to_string()))
         };
-        let serial_hex = tbs
-            .serial_number
-            .as_bytes()
+        // Without the DER sign byte, as openssl prints serials.
+        let serial = tbs.serial_number.as_bytes();
+        let serial = &serial[serial.iter().position(|&b| b != 0).unwrap_or(serial.len().saturating_sub(1))..];
+        let serial_hex = serial
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();

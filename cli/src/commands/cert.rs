@@ -1,0 +1,63 @@
+//! `kseal cert`: what a sealing certificate is.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use kseal_crypto::Certificate;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::{CertArgs, CertFormat};
+use crate::io::read_cert_source;
+
+pub fn run(args: CertArgs) -> Result<ExitCode> {
+    let Some(src) = args.cert.as_deref() else {
+        bail!("no certificate: pass --cert FILE|URL or set KSEAL_CERT");
+    };
+    let bytes = read_cert_source(src)?;
+    let cert = Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {src}"))?;
+    let out = if args.pem {
+        cert.to_pem()
+    } else if args.fingerprint {
+        format!("{}\n", cert.fingerprint())
+    } else {
+        describe(&cert, args.output.unwrap_or(CertFormat::Text))?
+    };
+    crate::io::Output::Stdout.write(out.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(c: &Certificate, format: CertFormat) -> Result<String> {
+    let now = time::OffsetDateTime::now_utc();
+    let expired = now > c.not_after();
+    let ts = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    Ok(match format {
+        CertFormat::Json => {
+            let v = serde_json::json!({
+                "fingerprint": c.fingerprint().as_str(),
+                "subject": c.subject(),
+                "issuer": c.issuer(),
+                "serial": c.serial_hex(),
+                "notBefore": ts(c.not_before()),
+                "notAfter": ts(c.not_after()),
+                "expired": expired,
+                "keyAlgorithm": "RSA",
+                "keyBits": c.public_key().bits(),
+            });
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        CertFormat::Text => {
+            let subject = if c.subject().is_empty() { "(empty)" } else { c.subject() };
+            format!(
+                "Fingerprint: {}\nSubject:     {}\nIssuer:      {}\nSerial:      {}\nNot before:  {}\nNot after:   {}{}\nKey:         RSA {} bits\n",
+                c.fingerprint(),
+                subject,
+                if c.issuer().is_empty() { "(empty)" } else { c.issuer() },
+                c.serial_hex(),
+                ts(c.not_before()),
+                ts(c.not_after()),
+                if expired { " (EXPIRED)" } else { "" },
+                c.public_key().bits()
+            )
+        }
+    })
+}

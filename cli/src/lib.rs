@@ -1,0 +1,71 @@
+//! The `kseal` command line: seal Secrets for GitOps, unseal for recovery, make and inspect keys.
+//!
+//! Shape (after ripgrep): `main_with_args` parses flags with clap, each subcommand lives in
+//! `commands/<name>.rs` with its args and `run()`, and every error comes back here to be printed
+//! as one line (`kseal: error: <cause chain>`) with a documented exit code.
+
+pub mod cli;
+pub mod commands;
+mod io;
+mod kubeconfig;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a value could not be decrypted or verified.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: usage or runtime error (bad input, missing file, network, ...).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Runs kseal with `args` (the first is the program name) and returns the exit code.
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { EXIT_OK });
+        }
+    };
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::from(EXIT_OK);
+    }
+    // One line: the cause chain joined by ": ", multi-line messages folded with "; ".
+    let msg = format!("{err:#}").replace('\n', "; ");
+    eprintln!("kseal: error: {msg}");
+    ExitCode::from(exit_code(err))
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(kseal_crds::Error::Items(_)) = cause.downcast_ref() {
+            return EXIT_FAILED;
+        }
+        if let Some(kseal_crypto::Error::NoKeyCouldDecrypt) = cause.downcast_ref() {
+            return EXIT_FAILED;
+        }
+    }
+    EXIT_ERROR
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,146 @@
+//! SealedSecret → Secret (the controller's "Unseal", reference §4.4 step 4, and kubeseal's
+//! `--recovery-unseal`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::ByteString;
+use kseal_crypto::{Fingerprint, Keyring, Scope, SecretBytes};
+
+use crate::error::ItemErrors;
+use crate::{Error, SealedSecret, ANNOTATION_SKIP_SET_OWNER_REFERENCES, API_VERSION, KIND};
+
+/// Unsealing switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnsealOptions {
+    /// Accept the deprecated v1 `spec.data` (the controller's default is true; kubeseal's recovery false).
+    pub accept_deprecated_v1_data: bool,
+}
+
+/// A Secret made from a SealedSecret, and which keys opened it.
+#[derive(Debug)]
+pub struct Unsealed {
+    /// The Secret to write. Its data is plaintext: call [`Unsealed::scrub`] or drop it promptly.
+    pub secret: Secret,
+    /// Fingerprints of the keys that opened the items.
+    pub keys_used: BTreeSet<Fingerprint>,
+}
+
+impl Unsealed {
+    /// Overwrites the plaintext in the Secret.
+    pub fn scrub(mut self) {
+        crate::seal::scrub(self.secret.data.take().unwrap_or_default(), BTreeMap::new());
+    }
+}
+
+/// The scope and OAEP label a SealedSecret opens under: always from its top-level metadata.
+pub fn label_of(ss: &SealedSecret) -> (Scope, Vec<u8>) {
+    let scope = Scope::from_annotations(ss.metadata.annotations.as_ref());
+    let ns = ss.metadata.namespace.as_deref().unwrap_or("");
+    let name = ss.metadata.name.as_deref().unwrap_or("");
+    (scope, scope.label(ns, name))
+}
+
+/// Opens every item of `ss` with `keyring` and builds the Secret. `hint` names the key to try
+/// first (see [`Keyring::open_with_hint`]).
+pub fn unseal(ss: &SealedSecret, keyring: &Keyring, hint: Option<&Fingerprint>, opts: UnsealOptions) -> Result<Unsealed, Error> {
+    let (_, label) = label_of(ss);
+    let mut keys_used = BTreeSet::new();
+    let mut data: BTreeMap<String, SecretBytes> = BTreeMap::new();
+    let mut base = Secret::default();
+
+    if let Some(v1) = ss.spec.data.as_deref() {
+        if !ss.spec.encrypted_data.is_empty() {
+            return Err(Error::BothDataFields);
+        }
+        if !opts.accept_deprecated_v1_data {
+            return Err(Error::DeprecatedData);
+        }
+        let blob = STANDARD.decode(v1).map_err(|e| Error::Items(single("data", go_base64_error(&e))))?;
+        let (plain, fp) = keyring
+            .open_with_hint(hint, &label, &blob)
+            .map_err(|e| Error::Items(single("data", e.to_string())))?;
+        keys_used.insert(fp);
+        let mut s: Secret = serde_json::from_slice(plain.expose()).map_err(|e| Error::DeprecatedDataNotSecret(e.to_string()))?;
+        for (k, v) in s.data.take().unwrap_or_default() {
+            data.insert(k, SecretBytes::new(v.0));
+        }
+        base = s;
+    } else {
+        let mut errors = ItemErrors::default();
+        for (item, value) in &ss.spec.encrypted_data {
+            let blob = match STANDARD.decode(value) {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(item, go_base64_error(&e));
+                    continue;
+                }
+            };
+            match keyring.open_with_hint(hint, &label, &blob) {
+                Ok((plain, fp)) => {
+                    keys_used.insert(fp);
+                    data.insert(item.clone(), plain);
+                }
+                Err(e) => errors.push(item, e.to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Items(errors));
+        }
+    }
+
+    if let Some(templates) = ss.spec.template.data.as_ref().filter(|t| !t.is_empty()) {
+        let rendered = crate::template::render_all(templates, &data)?;
+        data.extend(rendered);
+    }
+
+    let mut meta = ss.spec.template.metadata.clone().unwrap_or(base.metadata);
+    meta.namespace = ss.metadata.namespace.clone();
+    meta.name = ss.metadata.name.clone();
+    let skip_owner = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_SKIP_SET_OWNER_REFERENCES))
+        .is_some_and(|v| v == "true");
+    meta.owner_references = if skip_owner { None } else { Some(vec![owner_reference(ss)]) };
+
+    let secret = Secret {
+        metadata: meta,
+        type_: ss.spec.template.type_.clone().or(base.type_),
+        immutable: ss.spec.template.immutable.or(base.immutable),
+        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.expose().to_vec()))).collect()),
+        string_data: None,
+    };
+    Ok(Unsealed { secret, keys_used })
+}
+
+/// The controller ownerReference a Secret gets (no blockOwnerDeletion, as Bitnami).
+pub fn owner_reference(ss: &SealedSecret) -> OwnerReference {
+    OwnerReference {
+        api_version: API_VERSION.to_string(),
+        kind: KIND.to_string(),
+        name: ss.metadata.name.clone().unwrap_or_default(),
+        uid: ss.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }
+}
+
+fn single(item: &str, msg: String) -> ItemErrors {
+    let mut e = ItemErrors::default();
+    e.push(item, msg);
+    e
+}
+
+/// Go's `base64.CorruptInputError` text, `illegal base64 data at input byte N`.
+pub fn go_base64_error(e: &base64::DecodeError) -> String {
+    let at = match e {
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => *at,
+        base64::DecodeError::InvalidLength(len) => *len,
+        base64::DecodeError::InvalidPadding => 0,
+    };
+    format!("illegal base64 data at input byte {at}")
+}
