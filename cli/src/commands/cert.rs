@@ -10,7 +10,7 @@ use crate::cli::{CertArgs, CertFormat};
 use crate::io::read_cert_source;
 
 pub fn run(args: CertArgs) -> Result<ExitCode> {
-    let Some(src) = args.cert.as_deref() else {
+    let Some(src) = args.cert.as_deref().filter(|s| !s.is_empty()) else {
         bail!("no certificate: pass --cert FILE|URL or set KSEAL_CERT");
     };
     let bytes = read_cert_source(src)?;

@@ -57,8 +57,15 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
-/// Checks `kind`/`apiVersion` (when present) and converts a document into `T`.
+/// Checks `kind`/`apiVersion` (when present, or always with `require_type_meta`) and converts a
+/// document into `T`.
 pub fn typed<T: DeserializeOwned>(doc: &Doc, source: &str, kind: &str, api_version: &str, require_type_meta: bool) -> Result<T> {
+    check_type(doc, source, kind, api_version, require_type_meta)?;
+    serde_json::from_value(doc.value.clone()).map_err(|e| anyhow!("document {} of {source} is not a valid {kind}: {e}", doc.index))
+}
+
+/// Checks that a document is an object of the expected kind.
+pub fn check_type(doc: &Doc, source: &str, kind: &str, api_version: &str, require_type_meta: bool) -> Result<()> {
     let got_kind = doc.value.get("kind").and_then(Value::as_str);
     let got_api = doc.value.get("apiVersion").and_then(Value::as_str);
     if !doc.value.is_object() {
@@ -73,7 +80,7 @@ pub fn typed<T: DeserializeOwned>(doc: &Doc, source: &str, kind: &str, api_versi
     if let Some(a) = got_api.filter(|a| *a != api_version) {
         bail!("document {} of {source} has apiVersion {a}, expected {api_version}", doc.index);
     }
-    serde_json::from_value(doc.value.clone()).map_err(|e| anyhow!("document {} of {source} is not a valid {kind}: {e}", doc.index))
+    Ok(())
 }
 
 /// Renders objects one after another as kubeseal does: indented JSON objects each followed by a

@@ -21,7 +21,7 @@ const TTY_HINT_RAW: &str = "(tty detected: expecting a secret to encrypt in stdi
 
 /// Loads the sealing certificate named by `--cert` and refuses an expired one.
 pub fn load_certificate(src: Option<&str>) -> Result<Certificate> {
-    let Some(src) = src else {
+    let Some(src) = src.filter(|s| !s.is_empty()) else {
         bail!("no sealing certificate: pass --cert FILE|URL or set KSEAL_CERT");
     };
     let bytes = read_cert_source(src)?;
@@ -74,6 +74,7 @@ pub fn output_format(flag: Option<Format>, out: &Output) -> Format {
 /// A Secret from one document, with every `data` value checked so that bad base64 is reported
 /// by item name rather than as a generic decoding error.
 pub fn read_secret(doc: &Doc, source: &str) -> Result<Secret> {
+    docs::check_type(doc, source, "Secret", "v1", false)?;
     if let Some(data) = doc.value.get("data").and_then(Value::as_object) {
         for (k, v) in data {
             let name = doc.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
