@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kseal_crypto::Scope;
 
-const ABOUT: &str = "Seal Kubernetes Secrets so they can live in git; wire-compatible with Bitnami sealed-secrets";
+const ABOUT: &str =
+    "Seal Kubernetes Secrets so they can live in git; wire-compatible with Bitnami sealed-secrets";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -92,11 +93,21 @@ Scope: strict (namespace/name) unless --scope or the Secret's sealedsecrets.bitn
 namespace-wide or cluster-wide annotation says otherwise.")]
 pub struct SealArgs {
     /// Read Secrets from FILE instead of stdin
-    #[arg(short = 'f', long = "file", visible_alias = "secret-file", value_name = "FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        visible_alias = "secret-file",
+        value_name = "FILE"
+    )]
     pub file: Option<PathBuf>,
 
     /// Write to FILE (atomically) instead of stdout
-    #[arg(short = 'w', long = "output-file", visible_alias = "sealed-secret-file", value_name = "FILE")]
+    #[arg(
+        short = 'w',
+        long = "output-file",
+        visible_alias = "sealed-secret-file",
+        value_name = "FILE"
+    )]
     pub output_file: Option<PathBuf>,
 
     /// Output format [default: json, or yaml for a .yaml/.yml output file]
@@ -144,7 +155,14 @@ Keys may be PEM private keys (PKCS#1 or PKCS#8), key Secrets, or the List printe
 Exit code 1 when an item cannot be decrypted.")]
 pub struct UnsealArgs {
     /// Private key file (repeatable)
-    #[arg(long = "key", short = 'k', value_name = "FILE", required = true, env = "KSEAL_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "key",
+        short = 'k',
+        value_name = "FILE",
+        required = true,
+        env = "KSEAL_KEYS",
+        value_delimiter = ','
+    )]
     pub keys: Vec<PathBuf>,
 
     /// Read SealedSecrets from FILE instead of stdin
@@ -183,7 +201,12 @@ pub struct KeygenArgs {
     pub secret_file: Option<PathBuf>,
 
     /// Namespace of the key Secret (the controller's namespace)
-    #[arg(long, value_name = "NAMESPACE", default_value = "kube-system", requires = "secret_file")]
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        default_value = "kube-system",
+        requires = "secret_file"
+    )]
     pub secret_namespace: String,
 
     /// Name of the key Secret [default: generateName sealed-secrets-key]

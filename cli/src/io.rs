@@ -26,8 +26,14 @@ pub fn read_input(file: Option<&Path>, tty_hint: &str) -> Result<Input> {
                 eprintln!("{tty_hint}");
             }
             let mut bytes = Vec::new();
-            stdin.lock().read_to_end(&mut bytes).context("cannot read stdin")?;
-            Ok(Input { name: "<stdin>".into(), bytes })
+            stdin
+                .lock()
+                .read_to_end(&mut bytes)
+                .context("cannot read stdin")?;
+            Ok(Input {
+                name: "<stdin>".into(),
+                bytes,
+            })
         }
     }
 }
@@ -37,13 +43,19 @@ pub fn read_input(file: Option<&Path>, tty_hint: &str) -> Result<Input> {
 pub enum Output {
     Stdout,
     /// Replaced atomically; `mode` applies to a new file (an existing file keeps its mode).
-    File { path: PathBuf, mode: u32 },
+    File {
+        path: PathBuf,
+        mode: u32,
+    },
 }
 
 impl Output {
     pub fn new(path: Option<&Path>, mode: u32) -> Self {
         match path {
-            Some(p) => Output::File { path: p.to_path_buf(), mode },
+            Some(p) => Output::File {
+                path: p.to_path_buf(),
+                mode,
+            },
             None => Output::Stdout,
         }
     }
@@ -79,7 +91,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .prefix(".kseal-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -87,16 +101,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             Ok(m) => m.permissions(),
             Err(_) => fs::Permissions::from_mode(mode),
         };
-        fs::set_permissions(tmp.path(), perm).with_context(|| format!("cannot write {}", path.display()))?;
+        fs::set_permissions(tmp.path(), perm)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 /// Creates a new file with `mode`; refuses to replace an existing one unless `force`.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<()> {
     if !force && path.exists() {
-        bail!("{} already exists (use --force to overwrite)", path.display());
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            path.display()
+        );
     }
     write_atomic_fresh(path, bytes, mode)
 }
@@ -107,7 +127,8 @@ fn write_atomic_fresh(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("cannot set mode of {}", path.display()))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set mode of {}", path.display()))?;
     }
     Ok(())
 }
@@ -131,7 +152,10 @@ fn fetch_url(url: &str) -> Result<Vec<u8>> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent.get(url).call().with_context(|| format!("cannot fetch {url:?}"))?;
+    let mut resp = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("cannot fetch {url:?}"))?;
     let status = resp.status();
     if status != 200 {
         bail!("cannot fetch {url:?}: {status}");

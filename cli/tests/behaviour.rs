@@ -30,7 +30,11 @@ fn kseal(args: &[&str], stdin: Option<&[u8]>) -> Output {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
@@ -41,13 +45,32 @@ fn p(path: &Path) -> &str {
 #[test]
 fn seal_then_unseal_with_the_go_key_in_both_formats() {
     for fmt in ["json", "yaml"] {
-        let sealed = ok(&kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt")), "-f", p(&fix("secret.yaml")), "-o", fmt], None));
-        let secret = ok(&kseal(&["unseal", "--key", p(&fix("go_rsa2048.key")), "-o", "json"], Some(sealed.as_bytes())));
+        let sealed = ok(&kseal(
+            &[
+                "seal",
+                "--cert",
+                p(&fix("go_rsa2048.crt")),
+                "-f",
+                p(&fix("secret.yaml")),
+                "-o",
+                fmt,
+            ],
+            None,
+        ));
+        let secret = ok(&kseal(
+            &["unseal", "--key", p(&fix("go_rsa2048.key")), "-o", "json"],
+            Some(sealed.as_bytes()),
+        ));
         let v: serde_json::Value = serde_json::from_str(&secret).unwrap();
         assert_eq!(v["data"]["foo"], "YmFy");
-        assert_eq!(v["data"]["greeting"], "aGVsbG8gPHdvcmxkPiAmIGFsbA==", "stringData is sealed too");
+        assert_eq!(
+            v["data"]["greeting"], "aGVsbG8gPHdvcmxkPiAmIGFsbA==",
+            "stringData is sealed too"
+        );
         assert_eq!(v["metadata"]["labels"]["app"], "web");
-        assert!(v["metadata"]["annotations"].get("kubectl.kubernetes.io/last-applied-configuration").is_none());
+        assert!(v["metadata"]["annotations"]
+            .get("kubectl.kubernetes.io/last-applied-configuration")
+            .is_none());
         assert_eq!(v["metadata"]["ownerReferences"][0]["kind"], "SealedSecret");
     }
 }
@@ -55,8 +78,14 @@ fn seal_then_unseal_with_the_go_key_in_both_formats() {
 #[test]
 fn string_data_wins_over_data() {
     let input = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\ndata: {k: YQ==}\nstringData: {k: b}\n";
-    let sealed = ok(&kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt"))], Some(input.as_bytes())));
-    let secret = ok(&kseal(&["unseal", "--key", p(&fix("go_rsa2048.key"))], Some(sealed.as_bytes())));
+    let sealed = ok(&kseal(
+        &["seal", "--cert", p(&fix("go_rsa2048.crt"))],
+        Some(input.as_bytes()),
+    ));
+    let secret = ok(&kseal(
+        &["unseal", "--key", p(&fix("go_rsa2048.key"))],
+        Some(sealed.as_bytes()),
+    ));
     let v: serde_json::Value = serde_json::from_str(&secret).unwrap();
     assert_eq!(v["data"]["k"], "Yg==");
 }
@@ -67,21 +96,58 @@ fn keygen_keys_round_trip_and_are_protected() {
     let key = dir.path().join("k.pem");
     let crt = dir.path().join("c.pem");
     let sec = dir.path().join("s.yaml");
-    ok(&kseal(&["keygen", "--bits", "2048", "--key-file", p(&key), "--cert-file", p(&crt), "--secret-file", p(&sec)], None));
+    ok(&kseal(
+        &[
+            "keygen",
+            "--bits",
+            "2048",
+            "--key-file",
+            p(&key),
+            "--cert-file",
+            p(&crt),
+            "--secret-file",
+            p(&sec),
+        ],
+        None,
+    ));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(&sec).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&sec).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let before = fs::read(&key).unwrap();
-    let again = kseal(&["keygen", "--bits", "2048", "--key-file", p(&dir.path().join("new.pem")), "--cert-file", p(&crt)], None);
+    let again = kseal(
+        &[
+            "keygen",
+            "--bits",
+            "2048",
+            "--key-file",
+            p(&dir.path().join("new.pem")),
+            "--cert-file",
+            p(&crt),
+        ],
+        None,
+    );
     assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists (use --force to overwrite)"));
-    assert!(!dir.path().join("new.pem").exists(), "nothing written when one target exists");
+    assert!(String::from_utf8_lossy(&again.stderr)
+        .contains("already exists (use --force to overwrite)"));
+    assert!(
+        !dir.path().join("new.pem").exists(),
+        "nothing written when one target exists"
+    );
     assert_eq!(fs::read(&key).unwrap(), before);
 
-    let sealed = ok(&kseal(&["seal", "--cert", p(&crt), "-f", p(&fix("secret.yaml"))], None));
+    let sealed = ok(&kseal(
+        &["seal", "--cert", p(&crt), "-f", p(&fix("secret.yaml"))],
+        None,
+    ));
     for k in [&key, &sec] {
         let secret = ok(&kseal(&["unseal", "--key", p(k)], Some(sealed.as_bytes())));
         assert!(secret.contains("\"foo\": \"YmFy\""));
@@ -90,12 +156,33 @@ fn keygen_keys_round_trip_and_are_protected() {
 
 #[test]
 fn raw_value_has_no_newline_and_opens_under_its_label() {
-    let out = ok(&kseal(&["seal", "--raw", "--cert", p(&fix("go_rsa2048.crt")), "-n", "default", "--name", "mysecret"], Some(b"s3cr3t\n")));
+    let out = ok(&kseal(
+        &[
+            "seal",
+            "--raw",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "-n",
+            "default",
+            "--name",
+            "mysecret",
+        ],
+        Some(b"s3cr3t\n"),
+    ));
     assert!(!out.ends_with('\n'));
-    assert!(out.starts_with("AQ"), "2048-bit key blobs start 01 00: {out}");
+    assert!(
+        out.starts_with("AQ"),
+        "2048-bit key blobs start 01 00: {out}"
+    );
     let ss = format!("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {{name: mysecret, namespace: default}}\nspec:\n  encryptedData:\n    v: {out}\n");
-    let secret = ok(&kseal(&["unseal", "--key", p(&fix("go_rsa2048.key"))], Some(ss.as_bytes())));
-    assert!(secret.contains("\"v\": \"czNjcjN0Cg==\""), "the value is not trimmed: {secret}");
+    let secret = ok(&kseal(
+        &["unseal", "--key", p(&fix("go_rsa2048.key"))],
+        Some(ss.as_bytes()),
+    ));
+    assert!(
+        secret.contains("\"v\": \"czNjcjN0Cg==\""),
+        "the value is not trimmed: {secret}"
+    );
 }
 
 #[test]
@@ -106,20 +193,101 @@ fn failures_leave_the_output_file_unchanged() {
     let t = p(&target);
     let crt = fix("tls.crt");
     let cases: Vec<Vec<String>> = vec![
-        vec!["seal".into(), "--cert".into(), p(&fix("missing.crt")).into(), "-f".into(), p(&fix("secret.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&fix("expired.crt")).into(), "-f".into(), p(&fix("secret.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&fix("ec_cert.pem")).into(), "-f".into(), p(&fix("secret.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "-f".into(), p(&fix("empty.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "-f".into(), p(&fix("malformed.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "-f".into(), p(&fix("malformed.json")).into()],
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "-f".into(), p(&fix("configmap.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "-f".into(), p(&fix("bad-base64.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "-f".into(), p(&fix("secret.yaml")).into(), "-n".into(), "prod".into()],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&fix("missing.crt")).into(),
+            "-f".into(),
+            p(&fix("secret.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&fix("expired.crt")).into(),
+            "-f".into(),
+            p(&fix("secret.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&fix("ec_cert.pem")).into(),
+            "-f".into(),
+            p(&fix("secret.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "-f".into(),
+            p(&fix("empty.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "-f".into(),
+            p(&fix("malformed.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "-f".into(),
+            p(&fix("malformed.json")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "-f".into(),
+            p(&fix("configmap.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "-f".into(),
+            p(&fix("bad-base64.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "-f".into(),
+            p(&fix("secret.yaml")).into(),
+            "-n".into(),
+            "prod".into(),
+        ],
         // The second document fails: the first must not be written either.
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "-f".into(), p(&fix("second-fails.yaml")).into()],
-        vec!["seal".into(), "--cert".into(), p(&crt).into(), "--raw".into(), "--from-file".into(), p(&fix("secret.yaml")).into()],
-        vec!["unseal".into(), "--key".into(), p(&fix("go_rsa2048.key")).into(), "-f".into(), p(&fix("ss-tampered.yaml")).into()],
-        vec!["unseal".into(), "--key".into(), p(&fix("go_rsa2048.key")).into(), "-f".into(), p(&fix("ss-renamed.yaml")).into()],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "-f".into(),
+            p(&fix("second-fails.yaml")).into(),
+        ],
+        vec![
+            "seal".into(),
+            "--cert".into(),
+            p(&crt).into(),
+            "--raw".into(),
+            "--from-file".into(),
+            p(&fix("secret.yaml")).into(),
+        ],
+        vec![
+            "unseal".into(),
+            "--key".into(),
+            p(&fix("go_rsa2048.key")).into(),
+            "-f".into(),
+            p(&fix("ss-tampered.yaml")).into(),
+        ],
+        vec![
+            "unseal".into(),
+            "--key".into(),
+            p(&fix("go_rsa2048.key")).into(),
+            "-f".into(),
+            p(&fix("ss-renamed.yaml")).into(),
+        ],
     ];
     for mut args in cases {
         args.extend(["-w".to_string(), t.to_string()]);
@@ -127,19 +295,46 @@ fn failures_leave_the_output_file_unchanged() {
         let out = kseal(&a, None);
         assert!(!out.status.success(), "{a:?} succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.starts_with("kseal: error: ") && err.lines().count() == 1, "{a:?}: {err}");
-        assert_eq!(fs::read_to_string(&target).unwrap(), "precious: content\n", "{a:?} touched the file");
+        assert!(
+            err.starts_with("kseal: error: ") && err.lines().count() == 1,
+            "{a:?}: {err}"
+        );
+        assert_eq!(
+            fs::read_to_string(&target).unwrap(),
+            "precious: content\n",
+            "{a:?} touched the file"
+        );
     }
-    let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 1, "temporary files left behind: {leftovers:?}");
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "temporary files left behind: {leftovers:?}"
+    );
 }
 
 #[test]
 fn output_file_extension_selects_yaml() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("sealed.yml");
-    ok(&kseal(&["seal", "--cert", p(&fix("tls.crt")), "-f", p(&fix("secret.json")), "-w", p(&target)], None));
-    assert!(fs::read_to_string(&target).unwrap().starts_with("---\napiVersion: bitnami.com/v1alpha1\n"));
+    ok(&kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("tls.crt")),
+            "-f",
+            p(&fix("secret.json")),
+            "-w",
+            p(&target),
+        ],
+        None,
+    ));
+    assert!(fs::read_to_string(&target)
+        .unwrap()
+        .starts_with("---\napiVersion: bitnami.com/v1alpha1\n"));
 }
 
 #[test]
@@ -156,17 +351,36 @@ fn secret_values_never_reach_error_output() {
             vec!["seal", "--cert", p(&fix("tls.crt")), "-n", "b"],
             vec!["seal", "--cert", p(&fix("expired.crt"))],
             vec!["seal", "--cert", p(&fix("ec_cert.pem"))],
-            vec!["seal", "--cert", p(&fix("tls.crt")), "--merge-into", "/nonexistent/x.yaml"],
+            vec![
+                "seal",
+                "--cert",
+                p(&fix("tls.crt")),
+                "--merge-into",
+                "/nonexistent/x.yaml",
+            ],
         ] {
             let out = kseal(&args, Some(input.as_bytes()));
             assert!(!out.status.success());
-            let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            assert!(!all.contains(canary) && !all.contains(&b64), "{args:?} leaked: {all}");
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                !all.contains(canary) && !all.contains(&b64),
+                "{args:?} leaked: {all}"
+            );
         }
     }
     // A sealed canary that fails to open must not leak either (wrong key).
-    let sealed = ok(&kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt"))], Some(inputs[0].as_bytes())));
-    let out = kseal(&["unseal", "--key", p(&fix("sealed-secrets-key.yaml"))], Some(sealed.as_bytes()));
+    let sealed = ok(&kseal(
+        &["seal", "--cert", p(&fix("go_rsa2048.crt"))],
+        Some(inputs[0].as_bytes()),
+    ));
+    let out = kseal(
+        &["unseal", "--key", p(&fix("sealed-secrets-key.yaml"))],
+        Some(sealed.as_bytes()),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stderr).contains(canary));
 }
@@ -180,10 +394,20 @@ fn broken_pipe_exits_zero() {
         .spawn()
         .unwrap();
     let mut first = [0u8; 1];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stderr.is_empty());
 }
 
@@ -191,28 +415,88 @@ fn broken_pipe_exits_zero() {
 fn merge_into_changes_only_the_merged_items() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("sealed.yaml");
-    let original = ok(&kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt")), "-f", p(&fix("secret.yaml")), "-o", "yaml"], None));
+    let original = ok(&kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "-f",
+            p(&fix("secret.yaml")),
+            "-o",
+            "yaml",
+        ],
+        None,
+    ));
     // Hand edits a user would make: comments, and a reordered key.
     let edited = original
-        .replacen("spec:\n", "# Database credentials for the payments team.\nspec:\n", 1)
-        .replacen("  encryptedData:\n", "  encryptedData: # rotated quarterly\n", 1);
+        .replacen(
+            "spec:\n",
+            "# Database credentials for the payments team.\nspec:\n",
+            1,
+        )
+        .replacen(
+            "  encryptedData:\n",
+            "  encryptedData: # rotated quarterly\n",
+            1,
+        );
     fs::write(&target, &edited).unwrap();
     let update = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ignored\n  labels: {tier: db}\nstringData:\n  foo: new-value\n  extra: added\n";
-    ok(&kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt")), "--merge-into", p(&target)], Some(update.as_bytes())));
+    ok(&kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "--merge-into",
+            p(&target),
+        ],
+        Some(update.as_bytes()),
+    ));
     let merged = fs::read_to_string(&target).unwrap();
 
     let before: Vec<&str> = edited.lines().collect();
     let after: Vec<&str> = merged.lines().collect();
     // Every line that is not an item we merged is byte-for-byte the same, in the same order.
-    let keep = |l: &&&str| !l.trim_start().starts_with("foo:") && !l.trim_start().starts_with("extra:") && !l.trim_start().starts_with("tier:") && !l.trim_start().starts_with("labels:");
-    assert_eq!(before.iter().filter(keep).collect::<Vec<_>>(), after.iter().filter(keep).collect::<Vec<_>>());
-    let foo_before = before.iter().find(|l| l.trim_start().starts_with("foo:")).unwrap();
-    let foo_after = after.iter().find(|l| l.trim_start().starts_with("foo:")).unwrap();
+    let keep = |l: &&&str| {
+        !l.trim_start().starts_with("foo:")
+            && !l.trim_start().starts_with("extra:")
+            && !l.trim_start().starts_with("tier:")
+            && !l.trim_start().starts_with("labels:")
+    };
+    assert_eq!(
+        before.iter().filter(keep).collect::<Vec<_>>(),
+        after.iter().filter(keep).collect::<Vec<_>>()
+    );
+    let foo_before = before
+        .iter()
+        .find(|l| l.trim_start().starts_with("foo:"))
+        .unwrap();
+    let foo_after = after
+        .iter()
+        .find(|l| l.trim_start().starts_with("foo:"))
+        .unwrap();
     assert_ne!(foo_before, foo_after, "foo was re-sealed");
-    let greeting = |ls: &[&str]| ls.iter().find(|l| l.trim_start().starts_with("greeting:")).unwrap().to_string();
-    assert_eq!(greeting(&before), greeting(&after), "untouched items keep their ciphertext");
+    let greeting = |ls: &[&str]| {
+        ls.iter()
+            .find(|l| l.trim_start().starts_with("greeting:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        greeting(&before),
+        greeting(&after),
+        "untouched items keep their ciphertext"
+    );
 
-    let secret = ok(&kseal(&["unseal", "--key", p(&fix("go_rsa2048.key")), "-f", p(&target)], None));
+    let secret = ok(&kseal(
+        &[
+            "unseal",
+            "--key",
+            p(&fix("go_rsa2048.key")),
+            "-f",
+            p(&target),
+        ],
+        None,
+    ));
     let v: serde_json::Value = serde_json::from_str(&secret).unwrap();
     assert_eq!(v["metadata"]["name"], "mysecret", "the target's name wins");
     assert_eq!(v["data"]["foo"], base64_encode(b"new-value"));
@@ -226,19 +510,74 @@ fn merge_into_changes_only_the_merged_items() {
 fn merge_into_refuses_scope_and_namespace_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("sealed.json");
-    ok(&kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt")), "-f", p(&fix("secret.yaml")), "-w", p(&target)], None));
+    ok(&kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "-f",
+            p(&fix("secret.yaml")),
+            "-w",
+            p(&target),
+        ],
+        None,
+    ));
     let before = fs::read(&target).unwrap();
     let input = fs::read(fix("secret.yaml")).unwrap();
-    let out = kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt")), "--merge-into", p(&target), "--scope", "cluster-wide"], Some(&input));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("scope mismatch"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt")), "--merge-into", p(&target), "-n", "prod"], Some(&input));
+    let out = kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "--merge-into",
+            p(&target),
+            "--scope",
+            "cluster-wide",
+        ],
+        Some(&input),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scope mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "--merge-into",
+            p(&target),
+            "-n",
+            "prod",
+        ],
+        Some(&input),
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("namespace mismatch"));
     assert_eq!(fs::read(&target).unwrap(), before);
     // A JSON target stays JSON and still opens.
-    ok(&kseal(&["seal", "--cert", p(&fix("go_rsa2048.crt")), "--merge-into", p(&target)], Some(b"kind: Secret\napiVersion: v1\nmetadata: {name: x}\nstringData: {new: v}\n")));
+    ok(&kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "--merge-into",
+            p(&target),
+        ],
+        Some(b"kind: Secret\napiVersion: v1\nmetadata: {name: x}\nstringData: {new: v}\n"),
+    ));
     let merged = fs::read_to_string(&target).unwrap();
     assert!(merged.starts_with("{\n  \"kind\": \"SealedSecret\""));
-    let secret = ok(&kseal(&["unseal", "--key", p(&fix("go_rsa2048.key")), "-f", p(&target)], None));
+    let secret = ok(&kseal(
+        &[
+            "unseal",
+            "--key",
+            p(&fix("go_rsa2048.key")),
+            "-f",
+            p(&target),
+        ],
+        None,
+    ));
     assert!(secret.contains("\"new\": \"dg==\""));
 }
 
@@ -246,7 +585,9 @@ fn base64_encode(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);

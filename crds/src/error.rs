@@ -17,7 +17,9 @@ pub enum Error {
     #[error("secret must declare a namespace")]
     MissingNamespace,
     /// `-n` disagrees with the Secret's own namespace.
-    #[error("namespace mismatch: input secret is in namespace {input:?} but {flag:?} was specified")]
+    #[error(
+        "namespace mismatch: input secret is in namespace {input:?} but {flag:?} was specified"
+    )]
     NamespaceMismatch {
         /// The input's namespace.
         input: String,
@@ -33,7 +35,9 @@ pub enum Error {
         source: kseal_crypto::Error,
     },
     /// Both the deprecated `spec.data` and `spec.encryptedData` are set.
-    #[error("cannot use the field 'encryptedData' and the deprecated field 'data' at the same time")]
+    #[error(
+        "cannot use the field 'encryptedData' and the deprecated field 'data' at the same time"
+    )]
     BothDataFields,
     /// The deprecated `spec.data` when it is not accepted (kubeseal's recovery default).
     #[error("using deprecated 'data' field, use 'encryptedData' or flip the feature flag")]
@@ -73,7 +77,9 @@ impl ItemErrors {
 
     /// True when every failure is a decryption failure (not a malformed value).
     pub fn all_decryption(&self) -> bool {
-        self.groups.iter().all(|(m, _)| m == "no key could decrypt secret")
+        self.groups
+            .iter()
+            .all(|(m, _)| m == "no key could decrypt secret")
     }
 }
 

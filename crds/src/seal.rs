@@ -42,14 +42,22 @@ pub fn resolve(secret: &mut Secret, opts: &SealOptions<'_>) -> Result<Scope, Err
         return Err(Error::MissingName);
     }
     if let Some(s) = opts.scope.filter(|s| *s != Scope::Strict) {
-        s.apply_to(secret.metadata.annotations.get_or_insert_with(BTreeMap::new));
+        s.apply_to(
+            secret
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new),
+        );
     }
     let scope = Scope::from_annotations(secret.metadata.annotations.as_ref());
     if scope != Scope::ClusterWide {
         let ns = secret.metadata.namespace.clone().unwrap_or_default();
         match opts.namespace.filter(|n| !n.is_empty()) {
             Some(flag) if !ns.is_empty() && ns != flag => {
-                return Err(Error::NamespaceMismatch { input: ns, flag: flag.to_string() });
+                return Err(Error::NamespaceMismatch {
+                    input: ns,
+                    flag: flag.to_string(),
+                });
             }
             Some(flag) if ns.is_empty() => secret.metadata.namespace = Some(flag.to_string()),
             None if ns.is_empty() && !opts.default_namespace.is_empty() => {
@@ -57,7 +65,13 @@ pub fn resolve(secret: &mut Secret, opts: &SealOptions<'_>) -> Result<Scope, Err
             }
             _ => {}
         }
-        if secret.metadata.namespace.as_deref().unwrap_or("").is_empty() {
+        if secret
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
             return Err(Error::MissingNamespace);
         }
     }
@@ -84,8 +98,15 @@ pub fn seal_secret<R: RngCore + CryptoRng + ?Sized>(
     let mut encrypted = BTreeMap::new();
     let data = secret.data.take().unwrap_or_default();
     let string_data = secret.string_data.take().unwrap_or_default();
-    for (item, value) in data.iter().map(|(k, v)| (k, v.0.as_slice())).chain(string_data.iter().map(|(k, v)| (k, v.as_bytes()))) {
-        let blob = seal_with_rng(rng, key, &label, value).map_err(|source| Error::Seal { item: item.clone(), source })?;
+    for (item, value) in data
+        .iter()
+        .map(|(k, v)| (k, v.0.as_slice()))
+        .chain(string_data.iter().map(|(k, v)| (k, v.as_bytes())))
+    {
+        let blob = seal_with_rng(rng, key, &label, value).map_err(|source| Error::Seal {
+            item: item.clone(),
+            source,
+        })?;
         encrypted.insert(item.clone(), STANDARD.encode(blob));
     }
     scrub(data, string_data);

@@ -46,7 +46,12 @@ pub fn label_of(ss: &SealedSecret) -> (Scope, Vec<u8>) {
 
 /// Opens every item of `ss` with `keyring` and builds the Secret. `hint` names the key to try
 /// first (see [`Keyring::open_with_hint`]).
-pub fn unseal(ss: &SealedSecret, keyring: &Keyring, hint: Option<&Fingerprint>, opts: UnsealOptions) -> Result<Unsealed, Error> {
+pub fn unseal(
+    ss: &SealedSecret,
+    keyring: &Keyring,
+    hint: Option<&Fingerprint>,
+    opts: UnsealOptions,
+) -> Result<Unsealed, Error> {
     let (_, label) = label_of(ss);
     let mut keys_used = BTreeSet::new();
     let mut data: BTreeMap<String, SecretBytes> = BTreeMap::new();
@@ -59,12 +64,15 @@ pub fn unseal(ss: &SealedSecret, keyring: &Keyring, hint: Option<&Fingerprint>, 
         if !opts.accept_deprecated_v1_data {
             return Err(Error::DeprecatedData);
         }
-        let blob = STANDARD.decode(v1).map_err(|e| Error::Items(single("data", go_base64_error(&e))))?;
+        let blob = STANDARD
+            .decode(v1)
+            .map_err(|e| Error::Items(single("data", go_base64_error(&e))))?;
         let (plain, fp) = keyring
             .open_with_hint(hint, &label, &blob)
             .map_err(|e| Error::Items(single("data", e.to_string())))?;
         keys_used.insert(fp);
-        let mut s: Secret = serde_json::from_slice(plain.expose()).map_err(|e| Error::DeprecatedDataNotSecret(e.to_string()))?;
+        let mut s: Secret = serde_json::from_slice(plain.expose())
+            .map_err(|e| Error::DeprecatedDataNotSecret(e.to_string()))?;
         for (k, v) in s.data.take().unwrap_or_default() {
             data.insert(k, SecretBytes::new(v.0));
         }
@@ -105,13 +113,21 @@ pub fn unseal(ss: &SealedSecret, keyring: &Keyring, hint: Option<&Fingerprint>, 
         .as_ref()
         .and_then(|a| a.get(ANNOTATION_SKIP_SET_OWNER_REFERENCES))
         .is_some_and(|v| v == "true");
-    meta.owner_references = if skip_owner { None } else { Some(vec![owner_reference(ss)]) };
+    meta.owner_references = if skip_owner {
+        None
+    } else {
+        Some(vec![owner_reference(ss)])
+    };
 
     let secret = Secret {
         metadata: meta,
         type_: ss.spec.template.type_.clone().or(base.type_),
         immutable: ss.spec.template.immutable.or(base.immutable),
-        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.expose().to_vec()))).collect()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.expose().to_vec())))
+                .collect(),
+        ),
         string_data: None,
     };
     Ok(Unsealed { secret, keys_used })
@@ -138,7 +154,9 @@ fn single(item: &str, msg: String) -> ItemErrors {
 /// Go's `base64.CorruptInputError` text, `illegal base64 data at input byte N`.
 pub fn go_base64_error(e: &base64::DecodeError) -> String {
     let at = match e {
-        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => *at,
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
+            *at
+        }
         base64::DecodeError::InvalidLength(len) => *len,
         base64::DecodeError::InvalidPadding => 0,
     };

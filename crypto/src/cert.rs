@@ -47,11 +47,11 @@ impl Certificate {
         };
         // Without the DER sign byte, as openssl prints serials.
         let serial = tbs.serial_number.as_bytes();
-        let serial = &serial[serial.iter().position(|&b| b != 0).unwrap_or(serial.len().saturating_sub(1))..];
-        let serial_hex = serial
+        let serial = &serial[serial
             .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+            .position(|&b| b != 0)
+            .unwrap_or(serial.len().saturating_sub(1))..];
+        let serial_hex = serial.iter().map(|b| format!("{b:02x}")).collect();
         Ok(Certificate {
             der: der.to_vec(),
             public_key,

@@ -62,3 +62,12 @@ pub use secret::SecretBytes;
 pub fn seal(key: &PublicKey, label: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
     seal_with_rng(&mut rand::rngs::OsRng, key, label, plaintext)
 }
+
+/// Lower-case hex SHA-256 of `data` (Sprig's `sha256sum`, content hashes).
+pub fn sha256_hex(data: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

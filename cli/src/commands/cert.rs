@@ -14,7 +14,8 @@ pub fn run(args: CertArgs) -> Result<ExitCode> {
         bail!("no certificate: pass --cert FILE|URL or set KSEAL_CERT");
     };
     let bytes = read_cert_source(src)?;
-    let cert = Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {src}"))?;
+    let cert =
+        Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {src}"))?;
     let out = if args.pem {
         cert.to_pem()
     } else if args.fingerprint {
@@ -46,7 +47,11 @@ fn describe(c: &Certificate, format: CertFormat) -> Result<String> {
             format!("{}\n", serde_json::to_string_pretty(&v)?)
         }
         CertFormat::Text => {
-            let subject = if c.subject().is_empty() { "(empty)" } else { c.subject() };
+            let subject = if c.subject().is_empty() {
+                "(empty)"
+            } else {
+                c.subject()
+            };
             format!(
                 "Fingerprint: {}\nSubject:     {}\nIssuer:      {}\nSerial:      {}\nNot before:  {}\nNot after:   {}{}\nKey:         RSA {} bits\n",
                 c.fingerprint(),

@@ -23,26 +23,51 @@ impl std::fmt::Debug for Doc {
 
 /// True when the stream is JSON (its first non-blank character is `{` or `[`).
 pub fn is_json(bytes: &[u8]) -> bool {
-    bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b == b'{' || b == b'[')
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[')
 }
 
 /// Splits a YAML or JSON stream into documents; empty documents are skipped.
 pub fn parse_stream(bytes: &[u8], source: &str) -> Result<Vec<Doc>> {
-    let text = std::str::from_utf8(bytes).map_err(|e| anyhow!("{source} is not valid UTF-8 (byte {})", e.valid_up_to()))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| anyhow!("{source} is not valid UTF-8 (byte {})", e.valid_up_to()))?;
     let mut docs = Vec::new();
     if is_json(bytes) {
-        for (i, v) in serde_json::Deserializer::from_str(text).into_iter::<Value>().enumerate() {
-            let value = v.map_err(|e| anyhow!("invalid JSON in {source} at line {} column {}: {}", e.line(), e.column(), strip_location(&e.to_string())))?;
-            docs.push(Doc { index: i + 1, value });
+        for (i, v) in serde_json::Deserializer::from_str(text)
+            .into_iter::<Value>()
+            .enumerate()
+        {
+            let value = v.map_err(|e| {
+                anyhow!(
+                    "invalid JSON in {source} at line {} column {}: {}",
+                    e.line(),
+                    e.column(),
+                    strip_location(&e.to_string())
+                )
+            })?;
+            docs.push(Doc {
+                index: i + 1,
+                value,
+            });
         }
     } else {
         for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
             let value = Value::deserialize(de).map_err(|e| match e.location() {
-                Some(l) => anyhow!("invalid YAML in {source} at line {} column {}: {}", l.line(), l.column(), strip_location(&e.to_string())),
+                Some(l) => anyhow!(
+                    "invalid YAML in {source} at line {} column {}: {}",
+                    l.line(),
+                    l.column(),
+                    strip_location(&e.to_string())
+                ),
                 None => anyhow!("invalid YAML in {source}: {e}"),
             })?;
             if !value.is_null() {
-                docs.push(Doc { index: i + 1, value });
+                docs.push(Doc {
+                    index: i + 1,
+                    value,
+                });
             }
         }
     }
@@ -59,26 +84,49 @@ fn strip_location(msg: &str) -> String {
 
 /// Checks `kind`/`apiVersion` (when present, or always with `require_type_meta`) and converts a
 /// document into `T`.
-pub fn typed<T: DeserializeOwned>(doc: &Doc, source: &str, kind: &str, api_version: &str, require_type_meta: bool) -> Result<T> {
+pub fn typed<T: DeserializeOwned>(
+    doc: &Doc,
+    source: &str,
+    kind: &str,
+    api_version: &str,
+    require_type_meta: bool,
+) -> Result<T> {
     check_type(doc, source, kind, api_version, require_type_meta)?;
-    serde_json::from_value(doc.value.clone()).map_err(|e| anyhow!("document {} of {source} is not a valid {kind}: {e}", doc.index))
+    serde_json::from_value(doc.value.clone()).map_err(|e| {
+        anyhow!(
+            "document {} of {source} is not a valid {kind}: {e}",
+            doc.index
+        )
+    })
 }
 
 /// Checks that a document is an object of the expected kind.
-pub fn check_type(doc: &Doc, source: &str, kind: &str, api_version: &str, require_type_meta: bool) -> Result<()> {
+pub fn check_type(
+    doc: &Doc,
+    source: &str,
+    kind: &str,
+    api_version: &str,
+    require_type_meta: bool,
+) -> Result<()> {
     let got_kind = doc.value.get("kind").and_then(Value::as_str);
     let got_api = doc.value.get("apiVersion").and_then(Value::as_str);
     if !doc.value.is_object() {
         bail!("document {} of {source} is not an object", doc.index);
     }
     if require_type_meta && (got_kind.is_none() || got_api.is_none()) {
-        bail!("document {} of {source} has no apiVersion and kind (expected {api_version} {kind})", doc.index);
+        bail!(
+            "document {} of {source} has no apiVersion and kind (expected {api_version} {kind})",
+            doc.index
+        );
     }
     if let Some(k) = got_kind.filter(|k| *k != kind) {
         bail!("document {} of {source} is a {k}, not a {kind}", doc.index);
     }
     if let Some(a) = got_api.filter(|a| *a != api_version) {
-        bail!("document {} of {source} has apiVersion {a}, expected {api_version}", doc.index);
+        bail!(
+            "document {} of {source} has apiVersion {a}, expected {api_version}",
+            doc.index
+        );
     }
     Ok(())
 }

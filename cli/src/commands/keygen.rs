@@ -24,8 +24,14 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
         common_name: args.cn.clone(),
         validity: time::Duration::days(i64::from(args.validity_days)),
     };
-    let key = generate(&mut rand::rngs::OsRng, &profile, time::OffsetDateTime::now_utc())?;
-    let cert = key.certificate().expect("generated keys carry their certificate");
+    let key = generate(
+        &mut rand::rngs::OsRng,
+        &profile,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let cert = key
+        .certificate()
+        .expect("generated keys carry their certificate");
     let secret = match &args.secret_file {
         Some(_) => Some(key_secret_yaml(
             &key,
@@ -37,7 +43,12 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
         )?),
         None => None,
     };
-    write_new(&args.key_file, key.to_pkcs1_pem()?.as_bytes(), 0o600, args.force)?;
+    write_new(
+        &args.key_file,
+        key.to_pkcs1_pem()?.as_bytes(),
+        0o600,
+        args.force,
+    )?;
     write_new(&args.cert_file, cert.to_pem().as_bytes(), 0o644, args.force)?;
     if let (Some(path), Some(yaml)) = (&args.secret_file, secret) {
         write_new(path, yaml.as_bytes(), 0o600, args.force)?;

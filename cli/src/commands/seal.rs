@@ -25,7 +25,8 @@ pub fn load_certificate(src: Option<&str>) -> Result<Certificate> {
         bail!("no sealing certificate: pass --cert FILE|URL or set KSEAL_CERT");
     };
     let bytes = read_cert_source(src)?;
-    let cert = Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {src}"))?;
+    let cert =
+        Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {src}"))?;
     cert.check_not_expired(time::OffsetDateTime::now_utc())?;
     Ok(cert)
 }
@@ -57,7 +58,8 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
     for doc in &docs {
         let secret = read_secret(doc, &input.name)?;
         let what = describe(&secret, doc, &input.name);
-        let ss = seal_secret(&mut rand::rngs::OsRng, cert.public_key(), secret, &opts).with_context(|| format!("cannot seal {what}"))?;
+        let ss = seal_secret(&mut rand::rngs::OsRng, cert.public_key(), secret, &opts)
+            .with_context(|| format!("cannot seal {what}"))?;
         sealed.push(ss);
     }
     let out = Output::new(args.output_file.as_deref(), 0o644);
@@ -68,7 +70,11 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
 
 /// `-o`, else YAML for a `.yaml`/`.yml` target, else JSON (kubeseal's default).
 pub fn output_format(flag: Option<Format>, out: &Output) -> Format {
-    flag.unwrap_or(if out.wants_yaml() { Format::Yaml } else { Format::Json })
+    flag.unwrap_or(if out.wants_yaml() {
+        Format::Yaml
+    } else {
+        Format::Json
+    })
 }
 
 /// A Secret from one document, with every `data` value checked so that bad base64 is reported
@@ -77,7 +83,11 @@ pub fn read_secret(doc: &Doc, source: &str) -> Result<Secret> {
     docs::check_type(doc, source, "Secret", "v1", false)?;
     if let Some(data) = doc.value.get("data").and_then(Value::as_object) {
         for (k, v) in data {
-            let name = doc.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            let name = doc
+                .value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             match v {
                 Value::String(s) => {
                     if let Err(e) = STANDARD.decode(s) {
@@ -89,7 +99,10 @@ pub fn read_secret(doc: &Doc, source: &str) -> Result<Secret> {
                     }
                 }
                 Value::Null => {}
-                _ => bail!("data[{k:?}] of Secret {name:?} (document {} of {source}) is not a string", doc.index),
+                _ => bail!(
+                    "data[{k:?}] of Secret {name:?} (document {} of {source}) is not a string",
+                    doc.index
+                ),
             }
         }
     }
@@ -99,7 +112,10 @@ pub fn read_secret(doc: &Doc, source: &str) -> Result<Secret> {
 fn describe(secret: &Secret, doc: &Doc, source: &str) -> String {
     let name = secret.metadata.name.as_deref().unwrap_or("");
     match secret.metadata.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => format!("Secret \"{ns}/{name}\" (document {} of {source})", doc.index),
+        Some(ns) if !ns.is_empty() => format!(
+            "Secret \"{ns}/{name}\" (document {} of {source})",
+            doc.index
+        ),
         _ => format!("Secret {name:?} (document {} of {source})", doc.index),
     }
 }
@@ -112,7 +128,9 @@ fn run_raw(args: &SealArgs, cert: &Certificate) -> Result<ExitCode> {
         Some(spec) => {
             // `[key=]path`: the key names an item in kubectl; a raw value has none.
             let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
-            zeroize::Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read {path}"))?)
+            zeroize::Zeroizing::new(
+                std::fs::read(path).with_context(|| format!("cannot read {path}"))?,
+            )
         }
         None => zeroize::Zeroizing::new(read_input(None, TTY_HINT_RAW)?.bytes),
     };
@@ -145,17 +163,37 @@ pub(crate) mod merge {
     use super::*;
     use kseal_yamledit::Edit;
 
-    pub fn run(args: &SealArgs, cert: &Certificate, docs: &[Doc], source: &str, target: &std::path::Path, default_ns: &str) -> Result<ExitCode> {
+    pub fn run(
+        args: &SealArgs,
+        cert: &Certificate,
+        docs: &[Doc],
+        source: &str,
+        target: &std::path::Path,
+        default_ns: &str,
+    ) -> Result<ExitCode> {
         if docs.len() != 1 {
-            bail!("--merge-into takes exactly one input Secret, {source} has {}", docs.len());
+            bail!(
+                "--merge-into takes exactly one input Secret, {source} has {}",
+                docs.len()
+            );
         }
         let tname = target.display().to_string();
-        let text = std::fs::read_to_string(target).with_context(|| format!("cannot read {tname}"))?;
+        let text =
+            std::fs::read_to_string(target).with_context(|| format!("cannot read {tname}"))?;
         let tdocs = docs::parse_stream(text.as_bytes(), &tname)?;
         let [tdoc] = tdocs.as_slice() else {
-            bail!("{tname} must hold exactly one SealedSecret, it has {} documents", tdocs.len());
+            bail!(
+                "{tname} must hold exactly one SealedSecret, it has {} documents",
+                tdocs.len()
+            );
         };
-        let existing: SealedSecret = docs::typed(tdoc, &tname, kseal_crds::KIND, kseal_crds::API_VERSION, true)?;
+        let existing: SealedSecret = docs::typed(
+            tdoc,
+            &tname,
+            kseal_crds::KIND,
+            kseal_crds::API_VERSION,
+            true,
+        )?;
         let file_scope = Scope::from_annotations(existing.metadata.annotations.as_ref());
         if let Some(s) = args.scope.map(Scope::from).filter(|s| *s != file_scope) {
             bail!("scope mismatch: {tname} is sealed {file_scope} but --scope {s} was given");
@@ -163,7 +201,12 @@ pub(crate) mod merge {
 
         let mut secret = read_secret(&docs[0], source)?;
         // The target decides where the values may be opened: its name, namespace and scope.
-        file_scope.apply_to(secret.metadata.annotations.get_or_insert_with(Default::default));
+        file_scope.apply_to(
+            secret
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default),
+        );
         secret.metadata.name = existing.metadata.name.clone();
         if let Some(flag) = args.namespace.as_deref().filter(|f| !f.is_empty()) {
             let file_ns = existing.metadata.namespace.clone().unwrap_or_default();
@@ -179,7 +222,8 @@ pub(crate) mod merge {
             default_namespace: default_ns,
             allow_empty_data: args.allow_empty_data,
         };
-        let sealed = seal_secret(&mut rand::rngs::OsRng, cert.public_key(), secret, &opts).with_context(|| format!("cannot seal the Secret of {source}"))?;
+        let sealed = seal_secret(&mut rand::rngs::OsRng, cert.public_key(), secret, &opts)
+            .with_context(|| format!("cannot seal the Secret of {source}"))?;
 
         let mut edits = Vec::new();
         for (k, v) in &sealed.spec.encrypted_data {
@@ -187,14 +231,21 @@ pub(crate) mod merge {
         }
         let old_meta = existing.spec.template.metadata.clone().unwrap_or_default();
         let new_meta = sealed.spec.template.metadata.clone().unwrap_or_default();
-        for (field, old, new) in [("labels", &old_meta.labels, &new_meta.labels), ("annotations", &old_meta.annotations, &new_meta.annotations)] {
+        for (field, old, new) in [
+            ("labels", &old_meta.labels, &new_meta.labels),
+            ("annotations", &old_meta.annotations, &new_meta.annotations),
+        ] {
             for (k, v) in new.iter().flatten() {
                 if old.as_ref().and_then(|o| o.get(k)) != Some(v) {
-                    edits.push(Edit::new(["spec", "template", "metadata", field, k.as_str()], v.clone()));
+                    edits.push(Edit::new(
+                        ["spec", "template", "metadata", field, k.as_str()],
+                        v.clone(),
+                    ));
                 }
             }
         }
-        let updated = kseal_yamledit::set_strings(&text, tdoc.index - 1, &edits).map_err(|e| anyhow!("cannot update {tname}: {e}"))?;
+        let updated = kseal_yamledit::set_strings(&text, tdoc.index - 1, &edits)
+            .map_err(|e| anyhow!("cannot update {tname}: {e}"))?;
         crate::io::write_atomic(target, updated.as_bytes(), 0o644)?;
         Ok(ExitCode::SUCCESS)
     }

@@ -16,21 +16,36 @@ use crate::io::{read_input, Output};
 pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     let mut keyring = Keyring::new();
     for path in &args.keys {
-        let bytes = zeroize::Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?);
-        let keys = parse_key_file(&bytes).with_context(|| format!("cannot read keys from {}", path.display()))?;
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read key file {}", path.display()))?,
+        );
+        let keys = parse_key_file(&bytes)
+            .with_context(|| format!("cannot read keys from {}", path.display()))?;
         for k in keys {
             keyring.insert(k.key);
         }
     }
-    let input = read_input(args.file.as_deref(), "(tty detected: expecting json/yaml k8s resource in stdin)")?;
+    let input = read_input(
+        args.file.as_deref(),
+        "(tty detected: expecting json/yaml k8s resource in stdin)",
+    )?;
     let docs = docs::parse_stream(&input.bytes, &input.name)?;
     if docs.is_empty() {
         bail!("no SealedSecret found in {}", input.name);
     }
-    let opts = UnsealOptions { accept_deprecated_v1_data: args.accept_deprecated_data };
+    let opts = UnsealOptions {
+        accept_deprecated_v1_data: args.accept_deprecated_data,
+    };
     let mut secrets = Vec::with_capacity(docs.len());
     for doc in &docs {
-        let ss: SealedSecret = docs::typed(doc, &input.name, kseal_crds::KIND, kseal_crds::API_VERSION, true)?;
+        let ss: SealedSecret = docs::typed(
+            doc,
+            &input.name,
+            kseal_crds::KIND,
+            kseal_crds::API_VERSION,
+            true,
+        )?;
         let ns = ss.metadata.namespace.clone().unwrap_or_default();
         let name = ss.metadata.name.clone().unwrap_or_default();
         let (scope, _) = label_of(&ss);

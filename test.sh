@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: format, lints, advisories, unit/property/golden tests, end-to-end tests.
+# Works on a fresh machine with the Rust toolchain: missing cargo tools are installed on first use.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo audit (offline advisory database)"
+if ! command -v cargo-audit >/dev/null 2>&1; then
+  cargo install --locked cargo-audit
+fi
+ADVISORY_DB="${KSEAL_ADVISORY_DB:-../shared/advisory-db}"
+if [ -d "$ADVISORY_DB" ]; then
+  cargo audit --db "$ADVISORY_DB" --no-fetch --deny warnings
+else
+  echo "advisory database $ADVISORY_DB not found: skipping cargo audit" >&2
+fi
+
+step "cargo test"
+cargo test --workspace --locked
