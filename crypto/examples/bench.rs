@@ -29,6 +29,13 @@ fn main() {
         }
     }
 
+    // Both sides are measured in this run, but not at the same instant: other load on the
+    // machine skews the ratios, so say when there is any.
+    if let Some(load) = load_average().filter(|l| *l > 0.5) {
+        eprintln!(
+            "warning: load average is {load:.2}; ratios are only meaningful on an idle machine"
+        );
+    }
     println!("openssl speed rsa4096 ({seconds} s per operation) ...");
     let (priv_s, pub_s) = openssl_rsa4096(seconds);
     println!("openssl speed aes-256-gcm on {bytes}-byte blocks ...");
@@ -80,6 +87,15 @@ fn main() {
         "ratio seal / (openssl public + AES)    = {r_seal:.2}  (goal ≤ 1.50) {}",
         verdict(r_seal, 1.5)
     );
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn verdict(r: f64, goal: f64) -> &'static str {
