@@ -1,0 +1,8 @@
+//! kseal-controller: turns SealedSecrets into Secrets inside the cluster.
+//!
+//! The core is [`planner::plan`]: a pure function from (SealedSecret, existing Secret, keyring,
+//! now) to what to write and which status and events to report. Everything that talks to the
+//! API server is a thin layer around it, so every reconcile rule (reference §4.4, R-01..R-15) is
+//! tested without a cluster.
+
+pub mod planner;

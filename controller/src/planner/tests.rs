@@ -1,0 +1,437 @@
+//! Every reconcile rule, decided without a cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::ByteString;
+use kseal_crds::{SealedSecret, SealedSecretSpec, SecretTemplateSpec};
+use kseal_crypto::{Keyring, PrivateKey};
+use pretty_assertions::assert_eq;
+
+use super::*;
+
+const GO_KEY: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.key");
+/// go-00-strict: `supersecret` sealed for default/mysecret by Bitnami's Go code.
+const FOO: &str = "AQDA2x1W+GKC4f00DEeZ3xQCC31ZiiVkBnm/r4PoGWknGljq/Xc4hXk/0TjSUZJw/DYxAa1NX+iEnenBsro83T/AHe7PU8FDZXD/lhs/fQ3DK49RNsyXDyBORr/SK4EKOQ5z8nLLYh59WUfutOQ2/sQEuSx1zFw5wnWZxINiJde5LZ8FtK5RKxCvf4diJZ7H3wNKfP4eNYBG5nAXNiXhR20DfiejkFWeBcN9N2DklcZZCcaCBRlHHru9NqpVI6d9c6Mqe/FnCE84lXZaZmVPo71d1+1j/X3T9S1I+PTK0BLNP9cTxyOjta0fxpkAxRIj8q11o/6fLJJes5sXjvYvEBEwPvD4Oc/FrJGP2PuEh8UTWrUiOqdZW+uaUnK4";
+const PLAIN: &[u8] = b"supersecret";
+
+fn ring() -> Keyring {
+    [PrivateKey::from_pem(GO_KEY).unwrap()]
+        .into_iter()
+        .collect()
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn ss() -> SealedSecret {
+    SealedSecret {
+        metadata: ObjectMeta {
+            name: Some("mysecret".into()),
+            namespace: Some("default".into()),
+            uid: Some("ss-uid".into()),
+            generation: Some(1),
+            ..Default::default()
+        },
+        spec: SealedSecretSpec {
+            template: SecretTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    name: Some("mysecret".into()),
+                    namespace: Some("default".into()),
+                    labels: map(&[("mylabel", "myvalue")]),
+                    ..Default::default()
+                }),
+                type_: Some("Opaque".into()),
+                immutable: None,
+                data: None,
+            },
+            data: None,
+            encrypted_data: BTreeMap::from([("foo".to_string(), FOO.to_string())]),
+        },
+        status: None,
+    }
+}
+
+fn owner() -> OwnerReference {
+    OwnerReference {
+        api_version: "bitnami.com/v1alpha1".into(),
+        kind: "SealedSecret".into(),
+        name: "mysecret".into(),
+        uid: "ss-uid".into(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }
+}
+
+fn data(pairs: &[(&str, &[u8])]) -> Option<BTreeMap<String, ByteString>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+            .collect(),
+    )
+}
+
+fn existing(annotations: &[(&str, &str)], labels: &[(&str, &str)], d: &[(&str, &[u8])]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some("mysecret".into()),
+            namespace: Some("default".into()),
+            resource_version: Some("7".into()),
+            annotations: if annotations.is_empty() {
+                None
+            } else {
+                map(annotations)
+            },
+            labels: if labels.is_empty() { None } else { map(labels) },
+            ..Default::default()
+        },
+        data: if d.is_empty() { None } else { data(d) },
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+fn go(ss: &SealedSecret, current: Option<&Secret>) -> Plan {
+    plan(ss, current, &ring(), t(0), PlanOptions::default())
+}
+
+#[test]
+fn r01_r02_creates_the_secret_from_the_template_with_an_owner() {
+    let p = go(&ss(), None);
+    let Write::Create(s) = &p.write else {
+        panic!("{:?}", p.write)
+    };
+    assert_eq!(s.data, data(&[("foo", PLAIN)]));
+    assert_eq!(s.metadata.labels, map(&[("mylabel", "myvalue")]));
+    assert_eq!(s.metadata.owner_references, Some(vec![owner()]));
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    assert_eq!(
+        p.event,
+        EventSpec {
+            type_: "Normal",
+            reason: "Unsealed",
+            message: "SealedSecret unsealed successfully".into()
+        }
+    );
+    assert!(p.failure.is_none());
+    assert_eq!(p.keys_used.len(), 1);
+}
+
+#[test]
+fn r02_skip_set_owner_references() {
+    let mut s = ss();
+    s.spec.template.metadata.as_mut().unwrap().annotations = map(&[(
+        "sealedsecrets.bitnami.com/skip-set-owner-references",
+        "true",
+    )]);
+    let Write::Create(secret) = go(&s, None).write else {
+        panic!()
+    };
+    assert_eq!(secret.metadata.owner_references, None);
+}
+
+#[test]
+fn r03_an_unmanaged_secret_is_left_alone() {
+    let cur = existing(&[], &[], &[("foo", b"other")]);
+    let p = go(&ss(), Some(&cur));
+    assert_eq!(p.write, Write::Nothing);
+    assert_eq!(p.failure.as_ref().unwrap().0, Failure::Unmanaged);
+    assert_eq!(
+        p.failure.as_ref().unwrap().1,
+        "failed update: Resource \"mysecret\" already exists and is not managed by SealedSecret"
+    );
+    assert_eq!(p.event.reason, "ErrUpdateFailed");
+    assert_eq!(
+        p.event.message,
+        "Resource \"mysecret\" already exists and is not managed by SealedSecret"
+    );
+    assert_eq!(Failure::Unmanaged.metric_reason(), "unmanaged");
+    let c = &p.status.unwrap().conditions.unwrap()[0];
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref()),
+        ("False", Some("SecretNotManaged"))
+    );
+}
+
+#[test]
+fn r04_managed_takes_over_and_replaces() {
+    // IT-05
+    let cur = existing(
+        &[("sealedsecrets.bitnami.com/managed", "true")],
+        &[("mylabel", "myvalue"), ("anotherlabel", "x")],
+        &[("foo", b"bar1"), ("foo2", b"bar2")],
+    );
+    let Write::Update(s) = go(&ss(), Some(&cur)).write else {
+        panic!()
+    };
+    assert_eq!(s.metadata.owner_references, Some(vec![owner()]));
+    assert_eq!(s.data, data(&[("foo", PLAIN)]));
+    assert_eq!(
+        s.metadata.annotations, None,
+        "the managed annotation itself goes"
+    );
+    assert_eq!(s.metadata.labels, map(&[("mylabel", "myvalue")]));
+    assert_eq!(
+        s.metadata.resource_version.as_deref(),
+        Some("7"),
+        "update what was read"
+    );
+}
+
+#[test]
+fn r05_patch_with_managed_merges_and_takes_ownership() {
+    // IT-06
+    let ann = [
+        ("sealedsecrets.bitnami.com/managed", "true"),
+        ("sealedsecrets.bitnami.com/patch", "true"),
+    ];
+    let cur = existing(
+        &ann,
+        &[("anotherlabel", "x")],
+        &[("foo", b"bar1"), ("foo2", b"bar2")],
+    );
+    let Write::Update(s) = go(&ss(), Some(&cur)).write else {
+        panic!()
+    };
+    assert_eq!(s.metadata.owner_references, Some(vec![owner()]));
+    assert_eq!(s.data, data(&[("foo", PLAIN), ("foo2", b"bar2")]));
+    assert_eq!(s.metadata.annotations, map(&ann));
+    assert_eq!(
+        s.metadata.labels,
+        map(&[("anotherlabel", "x"), ("mylabel", "myvalue")])
+    );
+}
+
+#[test]
+fn r05_patch_alone_merges_without_ownership() {
+    // IT-07 and IT-08
+    let cur = existing(
+        &[("sealedsecrets.bitnami.com/patch", "true")],
+        &[("anotherlabel", "x")],
+        &[("foo2", b"bar2")],
+    );
+    let Write::Update(s) = go(&ss(), Some(&cur)).write else {
+        panic!()
+    };
+    assert_eq!(s.metadata.owner_references, None);
+    assert_eq!(s.data, data(&[("foo", PLAIN), ("foo2", b"bar2")]));
+    let empty = existing(&[("sealedsecrets.bitnami.com/patch", "true")], &[], &[]);
+    let Write::Update(s) = go(&ss(), Some(&empty)).write else {
+        panic!()
+    };
+    assert_eq!(s.data, data(&[("foo", PLAIN)]));
+    assert_eq!(s.metadata.labels, map(&[("mylabel", "myvalue")]));
+    assert_eq!(
+        s.metadata.annotations,
+        map(&[("sealedsecrets.bitnami.com/patch", "true")])
+    );
+}
+
+#[test]
+fn an_owned_secret_that_matches_needs_no_write() {
+    let Write::Create(mut s) = go(&ss(), None).write else {
+        panic!()
+    };
+    s.metadata.resource_version = Some("9".into());
+    let p = go(&ss(), Some(&s));
+    assert_eq!(p.write, Write::Nothing);
+    assert_eq!(
+        p.event.reason, "Unsealed",
+        "emitted on every successful pass, as Bitnami does"
+    );
+}
+
+#[test]
+fn a_hand_edited_owned_secret_is_restored() {
+    let Write::Create(mut s) = go(&ss(), None).write else {
+        panic!()
+    };
+    s.data = data(&[("foo", b"tampered"), ("extra", b"x")]);
+    s.metadata.labels = map(&[("mylabel", "changed")]);
+    let Write::Update(fixed) = go(&ss(), Some(&s)).write else {
+        panic!()
+    };
+    assert_eq!(fixed.data, data(&[("foo", PLAIN)]));
+    assert_eq!(fixed.metadata.labels, map(&[("mylabel", "myvalue")]));
+}
+
+#[test]
+fn r07_type_follows_the_template_and_immutable_is_create_only() {
+    let mut s = ss();
+    s.spec.template.type_ = Some("kubernetes.io/dockerconfigjson".into());
+    s.spec.template.immutable = Some(true);
+    let Write::Create(created) = go(&s, None).write else {
+        panic!()
+    };
+    assert_eq!(
+        created.type_.as_deref(),
+        Some("kubernetes.io/dockerconfigjson")
+    );
+    assert_eq!(created.immutable, Some(true));
+    let mut cur = existing(
+        &[("sealedsecrets.bitnami.com/managed", "true")],
+        &[],
+        &[("foo", PLAIN)],
+    );
+    cur.immutable = Some(false);
+    let Write::Update(updated) = go(&s, Some(&cur)).write else {
+        panic!()
+    };
+    assert_eq!(
+        updated.type_.as_deref(),
+        Some("kubernetes.io/dockerconfigjson")
+    );
+    assert_eq!(
+        updated.immutable,
+        Some(false),
+        "immutable is not changed on an existing Secret"
+    );
+}
+
+#[test]
+fn r08_immutable_secret_with_new_data_fails_without_retry() {
+    // IT-16
+    let Write::Create(mut cur) = go(&ss(), None).write else {
+        panic!()
+    };
+    cur.immutable = Some(true);
+    cur.data = data(&[("foo", b"old")]);
+    let mut s = ss();
+    s.metadata.generation = Some(2);
+    let p = go(&s, Some(&cur));
+    assert_eq!(p.write, Write::Nothing);
+    let (f, msg) = p.failure.clone().unwrap();
+    assert_eq!(f, Failure::Immutable);
+    assert!(!f.retry());
+    assert!(
+        msg.starts_with("Error updating default/mysecret: the target Secret is immutable."),
+        "{msg}"
+    );
+    assert_eq!(p.event.reason, "ErrUpdateFailed");
+    assert_eq!(p.status.unwrap().observed_generation, Some(2));
+    // Same data on an immutable Secret: nothing to do, no error.
+    cur.data = data(&[("foo", PLAIN)]);
+    assert_eq!(go(&s, Some(&cur)).write, Write::Nothing);
+}
+
+#[test]
+fn unseal_failures_are_reported_with_bitnamis_texts() {
+    // IT-13, IT-17: wrong key, renamed strict SealedSecret.
+    let mut s = ss();
+    s.metadata.name = Some("not-testsecret".into());
+    let p = go(&s, None);
+    assert_eq!(p.write, Write::Nothing);
+    assert_eq!(p.failure.as_ref().unwrap().0, Failure::Unseal);
+    assert_eq!(p.event.reason, "ErrUnsealFailed");
+    assert_eq!(
+        p.event.message,
+        "Failed to unseal: no key could decrypt secret (foo)"
+    );
+    let c = &p.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
+    assert_eq!(
+        c.message.as_deref(),
+        Some("no key could decrypt secret (foo)")
+    );
+    assert_eq!(
+        plan(&ss(), None, &Keyring::new(), t(0), PlanOptions::default())
+            .failure
+            .unwrap()
+            .1,
+        "no key could decrypt secret (foo)"
+    );
+}
+
+#[test]
+fn status_is_written_only_when_it_changes() {
+    let mut s = ss();
+    let first = go(&s, None).status.unwrap();
+    let c = &first.conditions.as_ref().unwrap()[0];
+    // IT-01: first sync, lastTransitionTime == lastUpdateTime.
+    assert_eq!(c.status, "True");
+    assert_eq!(c.last_transition_time, c.last_update_time);
+    assert_eq!(first.observed_generation, Some(1));
+    s.status = Some(first.clone());
+    assert_eq!(
+        plan(&s, None, &ring(), t(60), PlanOptions::default()).status,
+        None,
+        "same condition, same generation"
+    );
+    // IT-02: a spec update bumps the generation: written, transition time kept.
+    s.metadata.generation = Some(2);
+    let second = plan(&s, None, &ring(), t(60), PlanOptions::default())
+        .status
+        .unwrap();
+    let c2 = &second.conditions.as_ref().unwrap()[0];
+    assert_eq!(second.observed_generation, Some(2));
+    assert_eq!(c2.last_transition_time, Some(Time(t(0))));
+    assert_eq!(c2.last_update_time, Some(Time(t(60))));
+    assert_ne!(c2.last_transition_time, c2.last_update_time);
+}
+
+#[test]
+fn status_recovers_once_the_error_is_fixed() {
+    let mut s = ss();
+    let broken = plan(&s, None, &Keyring::new(), t(0), PlanOptions::default())
+        .status
+        .unwrap();
+    s.status = Some(broken);
+    let fixed = plan(&s, None, &ring(), t(30), PlanOptions::default())
+        .status
+        .unwrap();
+    let c = &fixed.conditions.as_ref().unwrap()[0];
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.message.as_deref()),
+        ("True", Some("Unsealed"), None)
+    );
+    assert_eq!(c.last_transition_time, Some(Time(t(30))));
+}
+
+#[test]
+fn status_updates_can_be_turned_off() {
+    let opts = PlanOptions {
+        update_status: false,
+        ..Default::default()
+    };
+    assert_eq!(plan(&ss(), None, &ring(), t(0), opts).status, None);
+}
+
+#[test]
+fn deprecated_v1_data_follows_the_flag() {
+    let mut s = ss();
+    s.spec.encrypted_data.clear();
+    s.spec.data = Some("AQID".into());
+    let off = PlanOptions {
+        accept_deprecated_v1_data: false,
+        ..Default::default()
+    };
+    assert_eq!(
+        plan(&s, None, &ring(), t(0), off).failure.unwrap().1,
+        "using deprecated 'data' field, use 'encryptedData' or flip the feature flag"
+    );
+    s.spec.encrypted_data.insert("foo".into(), FOO.into());
+    assert_eq!(
+        go(&s, None).failure.unwrap().1,
+        "cannot use the field 'encryptedData' and the deprecated field 'data' at the same time"
+    );
+}
+
+#[test]
+fn plans_never_carry_plaintext_outside_the_secret() {
+    for p in [go(&ss(), None), go(&ss(), Some(&existing(&[], &[], &[])))] {
+        let shown = format!("{:?} {:?} {:?}", p.event, p.status, p.failure);
+        assert!(!shown.contains("supersecret"), "{shown}");
+    }
+}
