@@ -5,4 +5,5 @@
 //! API server is a thin layer around it, so every reconcile rule (reference §4.4, R-01..R-15) is
 //! tested without a cluster.
 
+pub mod keys;
 pub mod planner;
