@@ -23,5 +23,10 @@ else
   echo "advisory database $ADVISORY_DB not found: skipping cargo audit" >&2
 fi
 
-step "cargo test"
-cargo test --workspace --locked
+step "cargo test (unit, property, golden and CLI tests)"
+cargo test --workspace --locked --exclude kseal-e2e
+
+step "end-to-end tests on a real kube-apiserver (tests/run-e2e.sh)"
+# Builds or reuses kube-apiserver v1.20.2, starts one control plane for the whole run, stops it
+# afterwards. With KSEAL_E2E_KUBECONFIG set, uses that cluster instead.
+tests/run-e2e.sh --locked

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Run kseal's end-to-end tests (package kseal-e2e) against ONE control plane for
+# the whole run, and stop it afterwards.
+#
+# Usage: tests/run-e2e.sh [extra arguments for the test runner]
+#
+# - Without KSEAL_E2E_KUBECONFIG: `control-plane/cluster.sh up` (builds the
+#   binaries on first use, reuses the cache later), run the tests, and
+#   `cluster.sh down` on exit, also on failure or Ctrl-C. Set
+#   KSEAL_E2E_KEEP_CLUSTER=1 to leave it running for debugging.
+# - With KSEAL_E2E_KUBECONFIG=/path/to/kubeconfig: run the tests against that
+#   cluster (kind, k3d, ...); nothing is started or stopped.
+# - KSEAL_E2E_RUNNER=nextest|cargo picks the runner; default: cargo-nextest if
+#   installed (one process per test), else `cargo test`.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cluster=$here/control-plane/cluster.sh
+
+if [[ -z ${KSEAL_E2E_KUBECONFIG:-} ]]; then
+  teardown() {
+    if [[ ${KSEAL_E2E_KEEP_CLUSTER:-0} == 1 ]]; then
+      echo "run-e2e: leaving the control plane running (stop it with: $cluster down)" >&2
+    else
+      bash "$cluster" down || echo "run-e2e: cluster.sh down failed" >&2
+    fi
+  }
+  trap teardown EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  started=$SECONDS
+  kubeconfig=$(bash "$cluster" up | tail -n 1)
+  echo "run-e2e: control plane up after $((SECONDS - started))s; admin kubeconfig: $kubeconfig" >&2
+else
+  echo "run-e2e: using the cluster of KSEAL_E2E_KUBECONFIG=$KSEAL_E2E_KUBECONFIG" >&2
+fi
+
+runner=${KSEAL_E2E_RUNNER:-auto}
+if [[ $runner == auto ]]; then
+  if cargo nextest --version >/dev/null 2>&1; then runner=nextest; else runner=cargo; fi
+fi
+cd "$here"
+case $runner in
+  nextest) cargo nextest run -p kseal-e2e --no-fail-fast "$@" ;;
+  cargo) cargo test -p kseal-e2e --no-fail-fast "$@" ;;
+  *) echo "run-e2e: KSEAL_E2E_RUNNER must be nextest or cargo, not $runner" >&2; exit 2 ;;
+esac
