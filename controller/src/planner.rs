@@ -4,9 +4,23 @@
 //! exists, and return exactly one write ([`Write`]), the status to record (if it must be
 //! written), the event to emit and whether to retry. The applier then performs that one write.
 //! Time is a parameter, so condition timestamps are deterministic in tests.
+//!
+//! # The restart path
+//!
+//! Every Secret the controller writes carries [`ANNOTATION_RECORD`]:
+//! `v1;key=<fingerprint>;mac=<base64>`, an HMAC (keyed from a controller private key, see
+//! `kseal_crypto::record`) over a digest of the SealedSecret's public inputs (uid, name,
+//! namespace, scope, spec) and the Secret's content (type, data, labels, other annotations,
+//! ownerReferences, immutable). When the stored record verifies, the Secret is exactly what this
+//! controller made from this unchanged SealedSecret, and `plan` returns without decrypting
+//! anything. Any edit of the Secret, any change of the SealedSecret, or a record by a key the
+//! controller does not hold fails the check and takes the full path, which restores the Secret.
+//! The MAC reveals nothing about the values: without the key a guess cannot be tested.
 
 use std::collections::BTreeMap;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -14,7 +28,11 @@ use kseal_crds::unseal::{unseal, UnsealOptions};
 use kseal_crds::{
     SealedSecret, SealedSecretCondition, SealedSecretStatus, ANNOTATION_MANAGED, ANNOTATION_PATCH,
 };
-use kseal_crypto::{Fingerprint, Keyring};
+use kseal_crypto::record::{record_mac, verify_record_mac};
+use kseal_crypto::{Fingerprint, Keyring, PrivateKey};
+
+/// The annotation on a Secret that records what it was made from (see the module docs).
+pub const ANNOTATION_RECORD: &str = "sealedsecrets.kseal.dev/record";
 
 /// The condition type the controller writes.
 pub const CONDITION_SYNCED: &str = "Synced";
@@ -135,14 +153,21 @@ pub fn is_controlled_by(secret: &Secret, ss: &SealedSecret) -> bool {
     })
 }
 
-/// Decides what to do for `ss` given the Secret that exists (if any).
+/// Decides what to do for `ss` given the Secret that exists (if any). `record_with` is the key
+/// new records are signed with (the newest key); `None` writes no record.
 pub fn plan(
     ss: &SealedSecret,
     existing: Option<&Secret>,
     keyring: &Keyring,
+    record_with: Option<&PrivateKey>,
     now: Timestamp,
     opts: PlanOptions,
 ) -> Plan {
+    if let Some(current) = existing {
+        if record_matches(ss, current, keyring) {
+            return synced(ss, now, opts, Write::Nothing, Vec::new());
+        }
+    }
     let unsealed = match unseal(
         ss,
         keyring,
@@ -158,7 +183,7 @@ pub fn plan(
     let desired = unsealed.secret;
 
     let write = match existing {
-        None => Write::Create(desired),
+        None => Write::Create(with_record(ss, desired, record_with)),
         Some(current) => {
             let annotations = current.metadata.annotations.as_ref();
             let managed = is_true(annotations, ANNOTATION_MANAGED);
@@ -178,7 +203,7 @@ pub fn plan(
                 plan.event.message = msg; // Bitnami's event omits the "failed update: " prefix
                 return plan;
             }
-            let merged = merge(current, desired, patch, managed);
+            let merged = with_record(ss, merge(current, desired, patch, managed), record_with);
             if merged == *current {
                 Write::Nothing
             } else if current.immutable == Some(true) && merged.data != current.data {
@@ -191,6 +216,16 @@ pub fn plan(
             }
         }
     };
+    synced(ss, now, opts, write, keys_used)
+}
+
+fn synced(
+    ss: &SealedSecret,
+    now: Timestamp,
+    opts: PlanOptions,
+    write: Write,
+    keys_used: Vec<Fingerprint>,
+) -> Plan {
     Plan {
         write,
         failure: None,
@@ -202,6 +237,79 @@ pub fn plan(
         },
         keys_used,
     }
+}
+
+/// SHA-256 over the SealedSecret's public inputs: what a Secret is made from.
+fn source_digest(ss: &SealedSecret) -> String {
+    let m = &ss.metadata;
+    let input = serde_json::json!({
+        "uid": m.uid,
+        "name": m.name,
+        "namespace": m.namespace,
+        "scope": kseal_crds::unseal::label_of(ss).0.as_str(),
+        "spec": ss.spec,
+    });
+    kseal_crypto::sha256_hex(&serde_json::to_vec(&input).expect("JSON values serialize"))
+}
+
+/// The message a record signs: the source digest and the Secret's content without the record.
+fn record_message(ss: &SealedSecret, secret: &Secret) -> Vec<u8> {
+    let mut annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    annotations.remove(ANNOTATION_RECORD);
+    let content = serde_json::json!({
+        "source": source_digest(ss),
+        "type": secret.type_,
+        "immutable": secret.immutable,
+        "data": secret.data,
+        "labels": secret.metadata.labels,
+        "annotations": annotations,
+        "ownerReferences": secret.metadata.owner_references,
+    });
+    serde_json::to_vec(&content).expect("JSON values serialize")
+}
+
+/// Adds (or replaces) the record annotation for the Secret's final content.
+fn with_record(ss: &SealedSecret, mut secret: Secret, key: Option<&PrivateKey>) -> Secret {
+    let Some(key) = key else { return secret };
+    let Ok(mac) = record_mac(key, &record_message(ss, &secret)) else {
+        return secret;
+    };
+    let value = format!("v1;key={};mac={}", key.fingerprint(), STANDARD.encode(mac));
+    secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(ANNOTATION_RECORD.to_string(), value);
+    secret
+}
+
+/// True when the Secret carries a record, by a key we hold, that matches this SealedSecret and
+/// the Secret's current content.
+fn record_matches(ss: &SealedSecret, secret: &Secret, keyring: &Keyring) -> bool {
+    let Some(value) = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_RECORD))
+    else {
+        return false;
+    };
+    let mut fields = value.split(';');
+    if fields.next() != Some("v1") {
+        return false;
+    }
+    let (Some(key), Some(mac)) = (
+        fields.next().and_then(|f| f.strip_prefix("key=")),
+        fields.next().and_then(|f| f.strip_prefix("mac=")),
+    ) else {
+        return false;
+    };
+    let (Ok(fp), Ok(mac)) = (key.parse::<Fingerprint>(), STANDARD.decode(mac)) else {
+        return false;
+    };
+    keyring
+        .get(&fp)
+        .is_some_and(|k| verify_record_mac(k, &record_message(ss, secret), &mac))
 }
 
 /// Merges the desired Secret into the existing one (reference §4.4 step 7): with `patch`, data,

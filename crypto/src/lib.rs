@@ -45,6 +45,7 @@ pub mod keygen;
 mod keyring;
 mod keys;
 mod pem;
+pub mod record;
 pub mod scope;
 mod secret;
 

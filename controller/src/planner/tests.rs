@@ -105,7 +105,23 @@ fn existing(annotations: &[(&str, &str)], labels: &[(&str, &str)], d: &[(&str, &
 }
 
 fn go(ss: &SealedSecret, current: Option<&Secret>) -> Plan {
-    plan(ss, current, &ring(), t(0), PlanOptions::default())
+    let ring = ring();
+    let signer = ring.iter().next().cloned();
+    plan(
+        ss,
+        current,
+        &ring,
+        signer.as_deref(),
+        t(0),
+        PlanOptions::default(),
+    )
+}
+
+/// Annotations without kseal's own record (which the Bitnami scenarios do not know about).
+fn user_annotations(s: &Secret) -> Option<BTreeMap<String, String>> {
+    let mut a = s.metadata.annotations.clone().unwrap_or_default();
+    a.remove(ANNOTATION_RECORD);
+    Some(a).filter(|a| !a.is_empty())
 }
 
 #[test]
@@ -180,7 +196,8 @@ fn r04_managed_takes_over_and_replaces() {
     assert_eq!(s.metadata.owner_references, Some(vec![owner()]));
     assert_eq!(s.data, data(&[("foo", PLAIN)]));
     assert_eq!(
-        s.metadata.annotations, None,
+        user_annotations(&s),
+        None,
         "the managed annotation itself goes"
     );
     assert_eq!(s.metadata.labels, map(&[("mylabel", "myvalue")]));
@@ -208,7 +225,7 @@ fn r05_patch_with_managed_merges_and_takes_ownership() {
     };
     assert_eq!(s.metadata.owner_references, Some(vec![owner()]));
     assert_eq!(s.data, data(&[("foo", PLAIN), ("foo2", b"bar2")]));
-    assert_eq!(s.metadata.annotations, map(&ann));
+    assert_eq!(user_annotations(&s), map(&ann));
     assert_eq!(
         s.metadata.labels,
         map(&[("anotherlabel", "x"), ("mylabel", "myvalue")])
@@ -235,7 +252,7 @@ fn r05_patch_alone_merges_without_ownership() {
     assert_eq!(s.data, data(&[("foo", PLAIN)]));
     assert_eq!(s.metadata.labels, map(&[("mylabel", "myvalue")]));
     assert_eq!(
-        s.metadata.annotations,
+        user_annotations(&s),
         map(&[("sealedsecrets.bitnami.com/patch", "true")])
     );
 }
@@ -323,8 +340,13 @@ fn r08_immutable_secret_with_new_data_fails_without_retry() {
     assert_eq!(p.event.reason, "ErrUpdateFailed");
     assert_eq!(p.status.unwrap().observed_generation, Some(2));
     // Same data on an immutable Secret: nothing to do, no error.
+    // (Kubernetes allows metadata changes on an immutable Secret, so adding the record is fine.)
     cur.data = data(&[("foo", PLAIN)]);
-    assert_eq!(go(&s, Some(&cur)).write, Write::Nothing);
+    match go(&s, Some(&cur)).write {
+        Write::Nothing => {}
+        Write::Update(u) => assert_eq!(u.data, cur.data),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -346,10 +368,17 @@ fn unseal_failures_are_reported_with_bitnamis_texts() {
         Some("no key could decrypt secret (foo)")
     );
     assert_eq!(
-        plan(&ss(), None, &Keyring::new(), t(0), PlanOptions::default())
-            .failure
-            .unwrap()
-            .1,
+        plan(
+            &ss(),
+            None,
+            &Keyring::new(),
+            None,
+            t(0),
+            PlanOptions::default()
+        )
+        .failure
+        .unwrap()
+        .1,
         "no key could decrypt secret (foo)"
     );
 }
@@ -365,13 +394,13 @@ fn status_is_written_only_when_it_changes() {
     assert_eq!(first.observed_generation, Some(1));
     s.status = Some(first.clone());
     assert_eq!(
-        plan(&s, None, &ring(), t(60), PlanOptions::default()).status,
+        plan(&s, None, &ring(), None, t(60), PlanOptions::default()).status,
         None,
         "same condition, same generation"
     );
     // IT-02: a spec update bumps the generation: written, transition time kept.
     s.metadata.generation = Some(2);
-    let second = plan(&s, None, &ring(), t(60), PlanOptions::default())
+    let second = plan(&s, None, &ring(), None, t(60), PlanOptions::default())
         .status
         .unwrap();
     let c2 = &second.conditions.as_ref().unwrap()[0];
@@ -384,11 +413,18 @@ fn status_is_written_only_when_it_changes() {
 #[test]
 fn status_recovers_once_the_error_is_fixed() {
     let mut s = ss();
-    let broken = plan(&s, None, &Keyring::new(), t(0), PlanOptions::default())
-        .status
-        .unwrap();
+    let broken = plan(
+        &s,
+        None,
+        &Keyring::new(),
+        None,
+        t(0),
+        PlanOptions::default(),
+    )
+    .status
+    .unwrap();
     s.status = Some(broken);
-    let fixed = plan(&s, None, &ring(), t(30), PlanOptions::default())
+    let fixed = plan(&s, None, &ring(), None, t(30), PlanOptions::default())
         .status
         .unwrap();
     let c = &fixed.conditions.as_ref().unwrap()[0];
@@ -405,7 +441,7 @@ fn status_updates_can_be_turned_off() {
         update_status: false,
         ..Default::default()
     };
-    assert_eq!(plan(&ss(), None, &ring(), t(0), opts).status, None);
+    assert_eq!(plan(&ss(), None, &ring(), None, t(0), opts).status, None);
 }
 
 #[test]
@@ -418,7 +454,7 @@ fn deprecated_v1_data_follows_the_flag() {
         ..Default::default()
     };
     assert_eq!(
-        plan(&s, None, &ring(), t(0), off).failure.unwrap().1,
+        plan(&s, None, &ring(), None, t(0), off).failure.unwrap().1,
         "using deprecated 'data' field, use 'encryptedData' or flip the feature flag"
     );
     s.spec.encrypted_data.insert("foo".into(), FOO.into());
@@ -434,4 +470,108 @@ fn plans_never_carry_plaintext_outside_the_secret() {
         let shown = format!("{:?} {:?} {:?}", p.event, p.status, p.failure);
         assert!(!shown.contains("supersecret"), "{shown}");
     }
+}
+
+#[test]
+fn restart_path_needs_no_decryption_for_an_unchanged_pair() {
+    let Write::Create(mut made) = go(&ss(), None).write else {
+        panic!()
+    };
+    assert!(
+        made.metadata.annotations.as_ref().unwrap()[ANNOTATION_RECORD]
+            .starts_with("v1;key=SHA256:")
+    );
+    made.metadata.resource_version = Some("3".into());
+    let p = go(&ss(), Some(&made));
+    assert_eq!(p.write, Write::Nothing);
+    assert!(
+        p.keys_used.is_empty(),
+        "no key was used: nothing was decrypted"
+    );
+    assert_eq!(p.event.reason, "Unsealed");
+}
+
+#[test]
+fn restart_path_still_catches_edits_and_changes() {
+    let Write::Create(made) = go(&ss(), None).write else {
+        panic!()
+    };
+    // A hand edit of the data, of a label, or of the record itself: full path, restored.
+    let mut edited = made.clone();
+    edited.data = data(&[("foo", b"hacked")]);
+    let p = go(&ss(), Some(&edited));
+    let Write::Update(fixed) = p.write else {
+        panic!("{:?}", p.write)
+    };
+    assert_eq!(fixed.data, data(&[("foo", PLAIN)]));
+    assert_eq!(p.keys_used.len(), 1, "decrypted to restore");
+    let mut relabelled = made.clone();
+    relabelled.metadata.labels = map(&[("mylabel", "x")]);
+    assert!(matches!(
+        go(&ss(), Some(&relabelled)).write,
+        Write::Update(_)
+    ));
+    // The SealedSecret changed (new generation with another item): full path.
+    let mut changed = ss();
+    changed.spec.encrypted_data.insert("bar".into(), FOO.into());
+    assert!(!go(&changed, Some(&made)).keys_used.is_empty());
+    // A record made with a key we do not hold proves nothing.
+    let other = kseal_crypto::keygen::generate(
+        &mut rand::rngs::OsRng,
+        &kseal_crypto::keygen::KeyProfile {
+            bits: 2048,
+            ..Default::default()
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let Write::Create(foreign) = plan(
+        &ss(),
+        None,
+        &ring(),
+        Some(&other),
+        t(0),
+        PlanOptions::default(),
+    )
+    .write
+    else {
+        panic!()
+    };
+    assert!(!go(&ss(), Some(&foreign)).keys_used.is_empty());
+}
+
+#[test]
+fn a_matching_secret_without_record_gets_one() {
+    // E.g. a Secret written by Bitnami's controller before the switch: one update adds the record.
+    let Write::Create(mut made) = go(&ss(), None).write else {
+        panic!()
+    };
+    made.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(ANNOTATION_RECORD);
+    made.metadata.annotations = None;
+    let Write::Update(u) = go(&ss(), Some(&made)).write else {
+        panic!()
+    };
+    assert_eq!(u.data, made.data);
+    assert!(u
+        .metadata
+        .annotations
+        .unwrap()
+        .contains_key(ANNOTATION_RECORD));
+}
+
+#[test]
+fn the_record_reveals_nothing() {
+    let Write::Create(made) = go(&ss(), None).write else {
+        panic!()
+    };
+    let record = &made.metadata.annotations.as_ref().unwrap()[ANNOTATION_RECORD];
+    assert!(!record.contains("supersecret"));
+    assert!(
+        !record.contains(&kseal_crypto::sha256_hex(PLAIN)),
+        "not a plain hash of the value"
+    );
 }
