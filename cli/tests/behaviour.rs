@@ -191,104 +191,34 @@ fn failures_leave_the_output_file_unchanged() {
     let target = dir.path().join("out.yaml");
     fs::write(&target, "precious: content\n").unwrap();
     let t = p(&target);
-    let crt = fix("tls.crt");
-    let cases: Vec<Vec<String>> = vec![
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&fix("missing.crt")).into(),
-            "-f".into(),
-            p(&fix("secret.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&fix("expired.crt")).into(),
-            "-f".into(),
-            p(&fix("secret.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&fix("ec_cert.pem")).into(),
-            "-f".into(),
-            p(&fix("secret.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "-f".into(),
-            p(&fix("empty.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "-f".into(),
-            p(&fix("malformed.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "-f".into(),
-            p(&fix("malformed.json")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "-f".into(),
-            p(&fix("configmap.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "-f".into(),
-            p(&fix("bad-base64.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "-f".into(),
-            p(&fix("secret.yaml")).into(),
-            "-n".into(),
-            "prod".into(),
-        ],
+    // (command, certificate or key, input file, extra flags): every one must fail.
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        ("seal", "missing.crt", "secret.yaml", &[]),
+        ("seal", "expired.crt", "secret.yaml", &[]),
+        ("seal", "ec_cert.pem", "secret.yaml", &[]),
+        ("seal", "tls.crt", "empty.yaml", &[]),
+        ("seal", "tls.crt", "malformed.yaml", &[]),
+        ("seal", "tls.crt", "malformed.json", &[]),
+        ("seal", "tls.crt", "configmap.yaml", &[]),
+        ("seal", "tls.crt", "bad-base64.yaml", &[]),
+        ("seal", "tls.crt", "secret.yaml", &["-n", "prod"]),
         // The second document fails: the first must not be written either.
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "-f".into(),
-            p(&fix("second-fails.yaml")).into(),
-        ],
-        vec![
-            "seal".into(),
-            "--cert".into(),
-            p(&crt).into(),
-            "--raw".into(),
-            "--from-file".into(),
-            p(&fix("secret.yaml")).into(),
-        ],
-        vec![
-            "unseal".into(),
-            "--key".into(),
-            p(&fix("go_rsa2048.key")).into(),
-            "-f".into(),
-            p(&fix("ss-tampered.yaml")).into(),
-        ],
-        vec![
-            "unseal".into(),
-            "--key".into(),
-            p(&fix("go_rsa2048.key")).into(),
-            "-f".into(),
-            p(&fix("ss-renamed.yaml")).into(),
-        ],
+        ("seal", "tls.crt", "second-fails.yaml", &[]),
+        ("seal", "tls.crt", "secret.yaml", &["--raw"]),
+        ("unseal", "go_rsa2048.key", "ss-tampered.yaml", &[]),
+        ("unseal", "go_rsa2048.key", "ss-renamed.yaml", &[]),
     ];
+    let cases = cases.iter().map(|(cmd, key, input, extra)| {
+        let key_flag = if *cmd == "seal" { "--cert" } else { "--key" };
+        let mut a: Vec<String> = vec![cmd.to_string(), key_flag.into(), p(&fix(key)).into()];
+        if extra.contains(&"--raw") {
+            a.extend(["--from-file".into(), p(&fix(input)).into()]);
+        } else {
+            a.extend(["-f".into(), p(&fix(input)).into()]);
+        }
+        a.extend(extra.iter().map(|e| e.to_string()));
+        a
+    });
     for mut args in cases {
         args.extend(["-w".to_string(), t.to_string()]);
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
