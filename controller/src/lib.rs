@@ -5,5 +5,10 @@
 //! API server is a thin layer around it, so every reconcile rule (reference §4.4, R-01..R-15) is
 //! tested without a cluster.
 
+pub mod config;
+pub mod http;
 pub mod keys;
+pub mod leader;
+pub mod metrics;
 pub mod planner;
+pub mod ratelimit;

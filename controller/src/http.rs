@@ -1,0 +1,758 @@
+//! The controller's HTTP API on the main port (reference §4.3), and the server that runs it and
+//! the metrics router.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/healthz` | 200 `ok\n`; depends on nothing, so it answers while the watches start |
+//! | `/v1/cert.pem` | the newest key's certificate; 500 `cannot get certificate\n` without one |
+//! | `/v1/verify` | 200 when every item opens with some key, 409 when not; rate-limited |
+//! | `/v1/rotate` | the SealedSecret re-sealed with the newest key, as compact JSON |
+//!
+//! Every method is accepted on every path, as Go's `ServeMux` does; kubeseal uses GET for the
+//! certificate and POST for the others. Status codes, bodies and headers are Bitnami's; see the
+//! handlers for the few places kseal deliberately differs.
+//!
+//! # Decryption oracles
+//!
+//! `spec.template.data` is not covered by the OAEP label, so anyone can pair a victim's
+//! `encryptedData` (SealedSecrets live in git) with a template of their own whose rendering
+//! fails or not depending on the value: `{{ b64dec .password }}` in kseal's template subset, or
+//! `{{ if hasPrefix "a" .password }}{{ fail "" }}{{ end }}` in Bitnami's full Go engine. If
+//! `/v1/verify` or `/v1/rotate` rendered templates, their answers would reveal the plaintext bit
+//! by bit to any authenticated user (Bitnami closed the same hole upstream by decrypting without
+//! templates in both handlers). Both handlers here therefore only decrypt the items and never execute a
+//! template: verify answers "does every item open", and rotate re-seals the items and hands the
+//! templates back untouched, so the re-sealed SealedSecret renders exactly the Secret the
+//! original did. Neither response nor any log line says *why* an item failed beyond "no key
+//! could decrypt", and plaintext never leaves the blocking task that decrypts it: it is
+//! re-encrypted or scrubbed there.
+//!
+//! # The server
+//!
+//! [`serve`] runs a router on hyper's HTTP/1 server (plain HTTP, like Bitnami's, meant to be
+//! reached through the API server's service proxy) with Go's `http.Server` timeouts:
+//! `--read-timeout` bounds reading the request head (hyper's header timeout, which also closes
+//! idle keep-alive connections, like Go's IdleTimeout defaulting to ReadTimeout) and the body;
+//! `--write-timeout` bounds the handler, and a write that makes no progress for that long closes
+//! the connection. A timed-out handler closes the connection without a response, as Go's does.
+//! Shutdown stops accepting, lets in-flight requests finish and closes idle connections.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kseal_crds::seal::{resolve, seal_secret, SealOptions};
+use kseal_crds::unseal::{unseal, UnsealOptions, Unsealed};
+use kseal_crds::SealedSecret;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+use tower::ServiceExt;
+
+use crate::keys::KeyRegistry;
+use crate::metrics::Metrics;
+use crate::ratelimit::{vary_key, Clock, InvalidQuota, RateLimiter, SystemClock};
+
+/// Liveness and readiness probe path.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// The sealing certificate.
+pub const CERT_PATH: &str = "/v1/cert.pem";
+/// Does a SealedSecret decrypt with the controller's keys.
+pub const VERIFY_PATH: &str = "/v1/verify";
+/// Re-seal a SealedSecret with the newest key.
+pub const ROTATE_PATH: &str = "/v1/rotate";
+
+/// The default request body limit of `/v1/verify` and `/v1/rotate` (Bitnami has none). A
+/// SealedSecret is stored in etcd, whose default request limit is 1.5 MiB, and real ones are
+/// a few KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// Settings of the API handlers (controller flags).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// `--rate-limit`: sustained `/v1/verify` requests per second per client (default 2).
+    pub rate_limit: u32,
+    /// `--rate-limit-burst`: extra requests at once (default 2; `burst + 1` pass at once).
+    pub rate_limit_burst: u32,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// `--accept-deprecated-v1-data` (default true).
+    pub accept_deprecated_v1_data: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            rate_limit: 2,
+            rate_limit_burst: 2,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            accept_deprecated_v1_data: true,
+        }
+    }
+}
+
+/// What the handlers share.
+///
+/// The keys come through a `tokio::sync::watch` channel: the key manager publishes a new
+/// `Arc<KeyRegistry>` snapshot with `send_replace` whenever it adds a key, and each request
+/// clones the current `Arc` once at its start. Readers never hold a lock while decrypting (an
+/// RSA-4096 operation per item), so they never delay the writer, a request sees one consistent
+/// registry from start to end, and the same channel lets other tasks (metrics) wait for changes.
+/// An `Arc<RwLock<KeyRegistry>>` would have readers hold the lock across the decryption or
+/// clone the whole registry.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    keys: watch::Receiver<Arc<KeyRegistry>>,
+    metrics: Arc<Metrics>,
+    limiter: Arc<RateLimiter>,
+    max_body_bytes: usize,
+    unseal_options: UnsealOptions,
+}
+
+impl ApiState {
+    /// State with the real clock for the rate limiter. Fails when `rate_limit` is 0 (Bitnami
+    /// refuses it too).
+    pub fn new(
+        keys: watch::Receiver<Arc<KeyRegistry>>,
+        metrics: Arc<Metrics>,
+        config: &ApiConfig,
+    ) -> Result<Self, InvalidQuota> {
+        Self::with_clock(keys, metrics, config, Arc::new(SystemClock::new()))
+    }
+
+    /// State whose rate limiter reads `clock` (tests move time by hand).
+    pub fn with_clock(
+        keys: watch::Receiver<Arc<KeyRegistry>>,
+        metrics: Arc<Metrics>,
+        config: &ApiConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InvalidQuota> {
+        Ok(ApiState {
+            keys,
+            metrics,
+            limiter: Arc::new(RateLimiter::new(
+                config.rate_limit,
+                config.rate_limit_burst,
+                clock,
+            )?),
+            max_body_bytes: config.max_body_bytes,
+            unseal_options: UnsealOptions {
+                accept_deprecated_v1_data: config.accept_deprecated_v1_data,
+            },
+        })
+    }
+
+    /// The registry as it is now; the borrow of the channel ends here.
+    fn snapshot(&self) -> Arc<KeyRegistry> {
+        self.keys.borrow().clone()
+    }
+
+    /// Runs a handler and records it in the HTTP metrics (promhttp's counter and histogram).
+    async fn instrumented(
+        &self,
+        path: &'static str,
+        method: &Method,
+        handler: impl Future<Output = Response>,
+    ) -> Response {
+        let start = Instant::now();
+        let response = handler.await;
+        self.metrics
+            .observe_http(path, method, response.status(), start.elapsed());
+        response
+    }
+}
+
+/// The main port's router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(HEALTHZ_PATH, any(healthz))
+        .route(CERT_PATH, any(cert_pem))
+        .route(VERIFY_PATH, any(verify))
+        .route(ROTATE_PATH, any(rotate))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Go's `http.Error`: the message and a newline as plain text, with `nosniff`.
+fn go_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, TEXT_PLAIN),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+fn empty(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+async fn not_found() -> Response {
+    go_error(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// Not instrumented and touches no state: a probe must not depend on the keys or the watches.
+async fn healthz() -> Response {
+    ([(header::CONTENT_TYPE, TEXT_PLAIN)], "ok\n").into_response()
+}
+
+async fn cert_pem(State(s): State<ApiState>, method: Method) -> Response {
+    s.instrumented(CERT_PATH, &method, async {
+        let registry = s.snapshot();
+        match registry.newest().and_then(|k| k.key.certificate()) {
+            Some(cert) => (
+                [(header::CONTENT_TYPE, "application/x-pem-file")],
+                cert.to_pem(),
+            )
+                .into_response(),
+            None => {
+                tracing::warn!("cannot get certificate: no sealing key yet");
+                go_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot get certificate")
+            }
+        }
+    })
+    .await
+}
+
+async fn verify(State(s): State<ApiState>, req: Request) -> Response {
+    let method = req.method().clone();
+    s.instrumented(VERIFY_PATH, &method, async {
+        // throttled: the key is the X-Forwarded-For value and the path; the headers go on every
+        // answer of the route, Retry-After only on a refusal.
+        let key = vary_key(
+            req.headers()
+                .get("x-forwarded-for")
+                .map(HeaderValue::as_bytes),
+            req.uri().path(),
+        );
+        let decision = s.limiter.check(&key);
+        let mut response = if decision.limited {
+            go_error(StatusCode::TOO_MANY_REQUESTS, "limit exceeded")
+        } else {
+            verify_inner(&s, req).await
+        };
+        for (name, value) in decision.headers() {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, v);
+            }
+        }
+        response
+    })
+    .await
+}
+
+async fn verify_inner(s: &ApiState, req: Request) -> Response {
+    let body = match read_body(s, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut ss = match decode(&body) {
+        Ok(ss) => ss,
+        Err(e) => {
+            tracing::info!(path = VERIFY_PATH, "cannot decode the request: {e}");
+            return empty(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let registry = s.snapshot();
+    let opts = s.unseal_options;
+    let opened = tokio::task::spawn_blocking(move || match open_items(&mut ss, &registry, opts) {
+        Ok(u) => {
+            u.scrub();
+            true
+        }
+        Err(e) => {
+            tracing::info!(
+                namespace = ss.metadata.namespace.as_deref().unwrap_or(""),
+                name = ss.metadata.name.as_deref().unwrap_or(""),
+                "verify: {e}"
+            );
+            false
+        }
+    })
+    .await;
+    match opened {
+        Ok(true) => empty(StatusCode::OK),
+        Ok(false) => empty(StatusCode::CONFLICT),
+        Err(_) => empty(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+async fn rotate(State(s): State<ApiState>, req: Request) -> Response {
+    let method = req.method().clone();
+    s.instrumented(ROTATE_PATH, &method, rotate_inner(&s, req))
+        .await
+}
+
+async fn rotate_inner(s: &ApiState, req: Request) -> Response {
+    let body = match read_body(s, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ss = match decode(&body) {
+        Ok(ss) => ss,
+        Err(e) => {
+            tracing::info!(path = ROTATE_PATH, "cannot decode the request: {e}");
+            return empty(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let registry = s.snapshot();
+    let opts = s.unseal_options;
+    match tokio::task::spawn_blocking(move || reseal(ss, &registry, opts)).await {
+        Ok(Ok(json)) => (
+            StatusCode::OK,
+            // Bitnami sets this header too late for Go to send it (see the reference); kubeseal
+            // parses the body either way, and the right type is more useful to everyone else.
+            [(header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!("error rotating secret: {e}");
+            empty(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        Err(_) => empty(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// Reads the whole body: 413 when it is larger than the limit, 400 when it cannot be read
+/// (a broken connection or the read timeout), as Go's `io.ReadAll` failure gives.
+async fn read_body(s: &ApiState, req: Request) -> Result<Bytes, Response> {
+    if content_length(req.headers()).is_some_and(|n| n > s.max_body_bytes as u64) {
+        return Err(empty(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    match Limited::new(req.into_body(), s.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(empty(StatusCode::PAYLOAD_TOO_LARGE))
+        }
+        Err(e) => {
+            tracing::info!("cannot read the request body: {e}");
+            Err(empty(StatusCode::BAD_REQUEST))
+        }
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Why a request body is not a SealedSecret. The texts follow apimachinery's where it has one.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// More than one YAML document.
+    #[error("Multistream YAML not supported yet")]
+    Multistream,
+    /// No `kind` (or the body is not an object).
+    #[error("Object 'Kind' is missing")]
+    MissingKind,
+    /// No `apiVersion`.
+    #[error("Object 'apiVersion' is missing")]
+    MissingApiVersion,
+    /// Another kind or version.
+    #[error("unexpected resource type: {api_version}, Kind={kind}")]
+    UnexpectedType {
+        /// The body's `apiVersion`.
+        api_version: String,
+        /// The body's `kind`.
+        kind: String,
+    },
+    /// Not valid JSON, or the fields do not fit.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Not valid YAML.
+    #[error("{0}")]
+    Yaml(#[from] serde_yaml::Error),
+}
+
+/// Decodes a SealedSecret as apimachinery's universal decoder would: JSON when the first
+/// non-blank byte is `{`, else a single YAML document; `apiVersion: bitnami.com/v1alpha1` and
+/// `kind: SealedSecret` are required.
+pub fn decode(body: &[u8]) -> Result<SealedSecret, DecodeError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let value: serde_json::Value = if first == Some(&b'{') {
+        serde_json::from_slice(body)?
+    } else {
+        let mut docs = Vec::new();
+        for doc in serde_yaml::Deserializer::from_slice(body) {
+            let v = serde_json::Value::deserialize(doc)?;
+            // Empty documents (a leading or trailing `---`) hold nothing.
+            if !v.is_null() {
+                docs.push(v);
+            }
+            if docs.len() > 1 {
+                return Err(DecodeError::Multistream);
+            }
+        }
+        docs.pop().unwrap_or(serde_json::Value::Null)
+    };
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let kind = field("kind").ok_or(DecodeError::MissingKind)?;
+    let api_version = field("apiVersion").ok_or(DecodeError::MissingApiVersion)?;
+    if kind != kseal_crds::KIND || api_version != kseal_crds::API_VERSION {
+        return Err(DecodeError::UnexpectedType { api_version, kind });
+    }
+    Ok(serde_json::from_value(value)?)
+}
+
+/// Opens every item of `ss` without rendering `spec.template.data` (see the module docs on
+/// oracles); the templates are put back before returning.
+fn open_items(
+    ss: &mut SealedSecret,
+    registry: &KeyRegistry,
+    opts: UnsealOptions,
+) -> Result<Unsealed, kseal_crds::Error> {
+    let templates = ss.spec.template.data.take();
+    let result = unseal(ss, registry.keyring(), None, opts);
+    ss.spec.template.data = templates;
+    result
+}
+
+/// Why `/v1/rotate` failed.
+#[derive(Debug, thiserror::Error)]
+enum RotateError {
+    #[error("no sealing key")]
+    NoKey,
+    #[error("error decrypting secret. {0}")]
+    Unseal(kseal_crds::Error),
+    #[error("error creating new sealed secret. {0}")]
+    Seal(kseal_crds::Error),
+    #[error("cannot encode the sealed secret: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Bitnami's rotate: the template metadata is forced to the top-level metadata (so the scope
+/// cannot be changed through the template), the items are opened with any key and sealed again
+/// for the newest key through the CLI's sealing path. The templates are returned unchanged.
+fn reseal(
+    mut ss: SealedSecret,
+    registry: &KeyRegistry,
+    opts: UnsealOptions,
+) -> Result<String, RotateError> {
+    let newest = registry.newest().ok_or(RotateError::NoKey)?;
+    let same_meta = match &ss.spec.template.metadata {
+        Some(m) => *m == ss.metadata,
+        None => ss.metadata == ObjectMeta::default(),
+    };
+    if !same_meta {
+        tracing::warn!(
+            namespace = ss.metadata.namespace.as_deref().unwrap_or(""),
+            name = ss.metadata.name.as_deref().unwrap_or(""),
+            "Sealed Secret metadata doesn't match. Please align your Sealed Secret metadata"
+        );
+        ss.spec.template.metadata = Some(ss.metadata.clone());
+    }
+    let Unsealed { mut secret, .. } =
+        open_items(&mut ss, registry, opts).map_err(RotateError::Unseal)?;
+
+    let seal_opts = SealOptions {
+        // Bitnami's NewSealedSecret seals whatever there is, even nothing.
+        allow_empty_data: true,
+        ..Default::default()
+    };
+    // Check name, namespace and scope on a data-less copy first: seal_secret scrubs the
+    // plaintext it consumes, but an early error return would drop it unscrubbed.
+    let mut probe = Secret {
+        metadata: secret.metadata.clone(),
+        ..Default::default()
+    };
+    if let Err(e) = resolve(&mut probe, &seal_opts) {
+        kseal_crds::seal::scrub(secret.data.take().unwrap_or_default(), Default::default());
+        return Err(RotateError::Seal(e));
+    }
+    let mut out = seal_secret(
+        &mut rand::rngs::OsRng,
+        newest.key.public_key(),
+        secret,
+        &seal_opts,
+    )
+    .map_err(RotateError::Seal)?;
+    out.spec.template.data = ss.spec.template.data.take();
+    Ok(kseal_crds::render::to_go_json(&out, false)?)
+}
+
+/// Timeouts of an HTTP server (`--read-timeout`, `--write-timeout`; zero turns one off).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Reading a request: its head (and idle keep-alive time) and its body.
+    pub read_timeout: Duration,
+    /// Running the handler; also the longest a response write may stall.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            read_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// Binds `addr` and serves `router` until `shutdown` completes (see [`serve_listener`]).
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    serve_listener(listener, router, opts, shutdown).await
+}
+
+/// Serves `router` on an already bound listener until `shutdown` completes, then stops
+/// accepting, closes idle connections and waits for in-flight requests (at most the read plus
+/// the write timeout, which bound any request). Returns Ok after a graceful stop.
+pub async fn serve_listener(
+    listener: TcpListener,
+    router: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let read_timeout = nonzero(opts.read_timeout);
+    let write_timeout = nonzero(opts.write_timeout);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut backoff = Duration::ZERO;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => {
+                    backoff = Duration::ZERO;
+                    conn
+                }
+                Err(e) => {
+                    // Go's Serve: back off 5 ms, doubling up to 1 s, on accept errors (EMFILE).
+                    backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                    tracing::warn!("accept error: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let router = router.clone();
+            async move {
+                let req = req.map(|body| Body::new(DeadlineBody::new(body, read_timeout)));
+                let handle = router.oneshot(req);
+                match write_timeout {
+                    Some(t) => match tokio::time::timeout(t, handle).await {
+                        Ok(r) => r.map_err(|never| match never {}),
+                        // An error closes the connection without a response, as Go does.
+                        Err(_) => Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "handler exceeded the write timeout",
+                        )),
+                    },
+                    None => handle.await.map_err(|never| match never {}),
+                }
+            }
+        });
+        let conn = graceful.watch(builder.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection closed: {e}");
+            }
+        });
+    }
+    drop(listener);
+    let drain = graceful.shutdown();
+    match read_timeout.zip(write_timeout) {
+        Some((r, w)) => {
+            if tokio::time::timeout(r + w, drain).await.is_err() {
+                tracing::warn!("shutdown: connections still open after {:?}", r + w);
+            }
+        }
+        None => drain.await,
+    }
+    Ok(())
+}
+
+/// A request body that fails once the read timeout has passed since the request arrived.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, timeout: Option<Duration>) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+        }
+    }
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some(deadline) = this.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "request body read timeout");
+                return Poll::Ready(Some(Err(e.into())));
+            }
+        }
+        Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        hyper::body::Body::size_hint(&self.inner)
+    }
+}
+
+/// A connection whose writes fail when they make no progress for the write timeout (a client
+/// that stops reading cannot hold a connection open forever).
+struct WriteDeadline<S> {
+    inner: S,
+    timeout: Option<Duration>,
+    stalled_since: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, timeout: Option<Duration>) -> Self {
+        WriteDeadline {
+            inner,
+            timeout,
+            stalled_since: None,
+        }
+    }
+
+    /// Called when a write is pending: starts the stall timer or reports that it ran out.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let Some(timeout) = self.timeout else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progressed<T>(
+        &mut self,
+        r: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Ready(r) => {
+                self.stalled_since = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.stalled(cx),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progressed(r, cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.progressed(r, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progressed(r, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.progressed(r, cx)
+    }
+}
