@@ -83,6 +83,13 @@ impl Output {
 /// readers see the old content or the new, never a part. A new file gets `mode`; an existing
 /// one keeps its permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_atomic_with(path, bytes, mode, true)
+}
+
+/// [`write_atomic`], choosing whether an existing file's permissions are kept. The mode is set
+/// on the temporary file before the rename, so the content is never visible with other
+/// permissions.
+fn write_atomic_with(path: &Path, bytes: &[u8], mode: u32, keep_existing_mode: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -98,8 +105,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let perm = match fs::metadata(path) {
-            Ok(m) => m.permissions(),
-            Err(_) => fs::Permissions::from_mode(mode),
+            Ok(m) if keep_existing_mode => m.permissions(),
+            _ => fs::Permissions::from_mode(mode),
         };
         fs::set_permissions(tmp.path(), perm)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -118,19 +125,8 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<()
             path.display()
         );
     }
-    write_atomic_fresh(path, bytes, mode)
-}
-
-fn write_atomic_fresh(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    // Like write_atomic, but the new file always gets `mode` (a key must not inherit 0644).
-    write_atomic(path, bytes, mode)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set mode of {}", path.display()))?;
-    }
-    Ok(())
+    // The new file always gets `mode`: a key must not inherit an old file's 0644.
+    write_atomic_with(path, bytes, mode, false)
 }
 
 /// Reads a certificate from a path, a `file://` URL or an `http(s)://` URL (proxy variables

@@ -528,3 +528,34 @@ fn base64_encode(b: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(unix)]
+#[test]
+fn keygen_force_gives_the_new_key_mode_0600_even_over_a_readable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    fs::write(&key, "old").unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let crt = dir.path().join("c.pem");
+    ok(&kseal(
+        &[
+            "keygen",
+            "--bits",
+            "2048",
+            "--force",
+            "--key-file",
+            p(&key),
+            "--cert-file",
+            p(&crt),
+        ],
+        None,
+    ));
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(fs::read_to_string(&key)
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+}
