@@ -74,7 +74,9 @@ impl Output {
                 out.flush()?;
                 Ok(())
             }
-            Output::File { path, mode } => write_atomic(path, bytes, *mode),
+            // A private mode (no group/other bits) marks secret content, e.g. an unsealed
+            // Secret: it always gets that mode, never an existing file's broader one.
+            Output::File { path, mode } => write_atomic_with(path, bytes, *mode, mode & 0o077 != 0),
         }
     }
 }

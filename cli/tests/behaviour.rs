@@ -559,3 +559,29 @@ fn keygen_force_gives_the_new_key_mode_0600_even_over_a_readable_file() {
         .unwrap()
         .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
 }
+
+#[cfg(unix)]
+#[test]
+fn unsealed_output_is_private_even_over_a_readable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("secret.yaml");
+    fs::write(&out, "old").unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o644)).unwrap();
+    ok(&kseal(
+        &[
+            "unseal",
+            "--key",
+            p(&fix("go_rsa2048.key")),
+            "-f",
+            p(&fix("ss-go.yaml")),
+            "-w",
+            p(&out),
+        ],
+        None,
+    ));
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
