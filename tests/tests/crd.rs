@@ -58,9 +58,7 @@ async fn crd_accepts_sealed_secrets_as_tools_write_them() -> Result<()> {
     api.create(&PostParams::default(), &example)
         .await
         .context("create the example SealedSecret")?;
-    let old = format!(
-        "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  creationTimestamp: null\n  name: old\n  annotations:\n    sealedsecrets.bitnami.com/namespace-wide: \"true\"\nspec:\n  encryptedData:\n    foo: AgBy3i4OJSWK+PiTySYZZA==\n  template:\n    data: null\n    metadata:\n      creationTimestamp: null\n      name: old\n      labels: {{app: web}}\n      annotations:\n        sealedsecrets.bitnami.com/namespace-wide: \"true\"\n      finalizers: [example.com/x]\n      extraUnknownField: kept\n    type: kubernetes.io/dockerconfigjson\n    immutable: true\n"
-    );
+    let old = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  creationTimestamp: null\n  name: old\n  annotations:\n    sealedsecrets.bitnami.com/namespace-wide: \"true\"\nspec:\n  encryptedData:\n    foo: AgBy3i4OJSWK+PiTySYZZA==\n  template:\n    data: null\n    metadata:\n      creationTimestamp: null\n      name: old\n      labels: {app: web}\n      annotations:\n        sealedsecrets.bitnami.com/namespace-wide: \"true\"\n      finalizers: [example.com/x]\n      extraUnknownField: kept\n    type: kubernetes.io/dockerconfigjson\n    immutable: true\n".to_string();
     let created = api
         .create(&PostParams::default(), &parse(&old, ns.name())?)
         .await
