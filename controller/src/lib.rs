@@ -8,6 +8,7 @@
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod keystore;
 pub mod leader;
 pub mod metrics;
 pub mod planner;
