@@ -5,9 +5,14 @@
 //! and writes the result with the resourceVersion it read, so two candidates racing for an
 //! expired Lease cannot both win (one gets a 409 Conflict and stays a follower).
 
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::PostParams;
+use kube::Api;
+use tokio::sync::watch;
 
 /// What a candidate should do with the Lease it just read.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +71,155 @@ pub fn decide(
             ),
             ..Default::default()
         }),
+    }
+}
+
+/// One candidate for one Lease.
+#[derive(Clone)]
+pub struct Elector {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration: SignedDuration,
+    retry: Duration,
+}
+
+impl std::fmt::Debug for Elector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elector")
+            .field("lease", &self.name)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+impl Elector {
+    /// A candidate `identity` (unique per replica, e.g. the pod name) for Lease `name`, holding
+    /// it for `duration` and trying every `retry` (client-go: 15 s and 2 s).
+    pub fn new(
+        api: Api<Lease>,
+        name: &str,
+        identity: &str,
+        duration: SignedDuration,
+        retry: Duration,
+    ) -> Self {
+        Elector {
+            api,
+            name: name.to_string(),
+            identity: identity.to_string(),
+            duration,
+            retry,
+        }
+    }
+
+    /// Reads the Lease, decides, and writes with the resourceVersion that was read. Returns
+    /// whether this candidate holds the Lease now; losing a write race is `Ok(false)`.
+    pub async fn try_once(&self) -> Result<bool, kube::Error> {
+        let lease = self.api.get_opt(&self.name).await?;
+        let spec = match decide(
+            &self.identity,
+            lease.as_ref(),
+            Timestamp::now(),
+            self.duration,
+        ) {
+            Decision::Follow { .. } => return Ok(false),
+            Decision::Acquire(spec) | Decision::Renew(spec) => spec,
+        };
+        let result = match lease {
+            None => {
+                let new = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..Default::default()
+                    },
+                    spec: Some(spec),
+                };
+                self.api.create(&PostParams::default(), &new).await
+            }
+            Some(mut current) => {
+                current.spec = Some(spec);
+                self.api
+                    .replace(&self.name, &PostParams::default(), &current)
+                    .await
+            }
+        };
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the Lease up if this candidate holds it, so another replica can take over at once
+    /// instead of after the Lease expires (for a graceful shutdown).
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let holds = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(self.identity.as_str());
+        if !holds {
+            return Ok(());
+        }
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.holder_identity = None;
+            spec.lease_duration_seconds = Some(1);
+        }
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Campaigns until `shutdown`, publishing leadership on `leading`. Leadership is dropped
+    /// when renewals keep failing for two thirds of the Lease duration (client-go's renew
+    /// deadline), before the Lease can expire under a replica that still acts as leader.
+    pub async fn run(
+        self,
+        leading: watch::Sender<bool>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let deadline = Duration::from_secs_f64(self.duration.as_secs_f64() * 2.0 / 3.0);
+        let mut last_renewal: Option<Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            match self.try_once().await {
+                Ok(true) => {
+                    last_renewal = Some(Instant::now());
+                    leading.send_if_modified(|l| !std::mem::replace(l, true));
+                }
+                Ok(false) => {
+                    last_renewal = None;
+                    leading.send_if_modified(|l| std::mem::replace(l, false));
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %self.name, error = %e, "leader election: cannot read or write the Lease");
+                    if last_renewal.is_none_or(|t| t.elapsed() > deadline) {
+                        leading.send_if_modified(|l| std::mem::replace(l, false));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(self.retry) => {}
+            }
+        }
+        leading.send_if_modified(|l| std::mem::replace(l, false));
+        if let Err(e) = self.release().await {
+            tracing::warn!(lease = %self.name, error = %e, "leader election: cannot release the Lease");
+        }
     }
 }
 
