@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod http;
+pub mod keymanager;
 pub mod keys;
 pub mod keystore;
 pub mod leader;
