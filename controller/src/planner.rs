@@ -55,8 +55,8 @@ impl Default for PlanOptions {
     }
 }
 
-/// The single API write a reconcile performs.
-#[derive(Debug, Clone, PartialEq)]
+/// The single API write a reconcile performs. `Debug` redacts the Secret's values.
+#[derive(Clone, PartialEq)]
 pub enum Write {
     /// Nothing to write: the Secret already is what the SealedSecret says (or must not be touched).
     Nothing,
@@ -64,6 +64,17 @@ pub enum Write {
     Create(Secret),
     /// Replace the existing Secret with this one (it carries the resourceVersion that was read).
     Update(Secret),
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use kseal_crds::unseal::RedactedSecret;
+        match self {
+            Write::Nothing => f.write_str("Nothing"),
+            Write::Create(s) => f.debug_tuple("Create").field(&RedactedSecret(s)).finish(),
+            Write::Update(s) => f.debug_tuple("Update").field(&RedactedSecret(s)).finish(),
+        }
+    }
 }
 
 /// Why a reconcile failed; also the `reason` label of `unseal_errors_total` and the condition

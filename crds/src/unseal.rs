@@ -20,13 +20,43 @@ pub struct UnsealOptions {
     pub accept_deprecated_v1_data: bool,
 }
 
-/// A Secret made from a SealedSecret, and which keys opened it.
-#[derive(Debug)]
+/// A Secret made from a SealedSecret, and which keys opened it. `Debug` redacts the data.
 pub struct Unsealed {
     /// The Secret to write. Its data is plaintext: call [`Unsealed::scrub`] or drop it promptly.
     pub secret: Secret,
     /// Fingerprints of the keys that opened the items.
     pub keys_used: BTreeSet<Fingerprint>,
+}
+
+impl std::fmt::Debug for Unsealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsealed")
+            .field("secret", &RedactedSecret(&self.secret))
+            .field("keys_used", &self.keys_used)
+            .finish()
+    }
+}
+
+/// Shows a Secret for `Debug` without its values: metadata, type and the names of the items.
+pub struct RedactedSecret<'a>(pub &'a Secret);
+
+impl std::fmt::Debug for RedactedSecret<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        let items: Vec<&String> = s
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .chain(s.string_data.iter().flatten().map(|(k, _)| k))
+            .collect();
+        f.debug_struct("Secret")
+            .field("metadata", &s.metadata)
+            .field("type", &s.type_)
+            .field("immutable", &s.immutable)
+            .field("items", &items)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Unsealed {

@@ -151,6 +151,9 @@ pub struct PrivateKey {
     key: PrivateDecryptingKey,
     public: PublicKey,
     certificate: Option<Certificate>,
+    /// The HMAC key for Secret records, derived once (see `record`): deriving it exports the
+    /// private key, which must not happen per reconcile.
+    record_key: std::sync::OnceLock<aws_lc_rs::hmac::Key>,
 }
 
 impl PrivateKey {
@@ -224,6 +227,7 @@ impl PrivateKey {
             key,
             public,
             certificate: None,
+            record_key: std::sync::OnceLock::new(),
         })
     }
 
@@ -254,6 +258,18 @@ impl PrivateKey {
     /// The certificate, if one was loaded or generated with the key.
     pub fn certificate(&self) -> Option<&Certificate> {
         self.certificate.as_ref()
+    }
+
+    /// The record HMAC key, derived on first use and kept.
+    pub(crate) fn record_key(
+        &self,
+        derive: impl FnOnce(&Self) -> Result<aws_lc_rs::hmac::Key, Error>,
+    ) -> Result<&aws_lc_rs::hmac::Key, Error> {
+        if let Some(k) = self.record_key.get() {
+            return Ok(k);
+        }
+        let k = derive(self)?;
+        Ok(self.record_key.get_or_init(|| k))
     }
 
     /// PKCS#8 DER, zeroized on drop.

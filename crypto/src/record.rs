@@ -14,7 +14,7 @@ use crate::{Error, PrivateKey};
 
 const INFO: &[u8] = b"kseal secret record v1";
 
-fn record_key(key: &PrivateKey) -> Result<hmac::Key, Error> {
+fn derive_record_key(key: &PrivateKey) -> Result<hmac::Key, Error> {
     let ikm = key.to_pkcs8_der()?;
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"kseal").extract(&ikm);
     let okm = prk
@@ -28,12 +28,15 @@ fn record_key(key: &PrivateKey) -> Result<hmac::Key, Error> {
 
 /// HMAC-SHA256 of `message` under the record key derived from `key`.
 pub fn record_mac(key: &PrivateKey, message: &[u8]) -> Result<Vec<u8>, Error> {
-    Ok(hmac::sign(&record_key(key)?, message).as_ref().to_vec())
+    Ok(hmac::sign(key.record_key(derive_record_key)?, message)
+        .as_ref()
+        .to_vec())
 }
 
 /// Checks a record MAC in constant time.
 pub fn verify_record_mac(key: &PrivateKey, message: &[u8], mac: &[u8]) -> bool {
-    record_key(key).is_ok_and(|k| hmac::verify(&k, message, mac).is_ok())
+    key.record_key(derive_record_key)
+        .is_ok_and(|k| hmac::verify(k, message, mac).is_ok())
 }
 
 #[cfg(test)]
