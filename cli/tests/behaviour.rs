@@ -585,3 +585,175 @@ fn unsealed_output_is_private_even_over_a_readable_file() {
         0o600
     );
 }
+
+const GO_FP: &str = "SHA256:36conBMtagqqo3lrH7A1f9KbsA8D7mqxgEhitQ81Uv4";
+const TLS_FP: &str = "SHA256:2S153aXBdE8nMzbcUJ49TobRZJKsfU3Iu6AmpeWx1Ac";
+const SEALED_WITH: &str = "sealedsecrets.kseal.dev/sealed-with";
+
+#[test]
+fn seal_records_the_sealing_key_on_the_sealed_secret_only() {
+    let sealed = ok(&kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "-f",
+            p(&fix("secret.yaml")),
+        ],
+        None,
+    ));
+    let v: serde_json::Value = serde_json::from_str(&sealed).unwrap();
+    assert_eq!(v["metadata"]["annotations"][SEALED_WITH], GO_FP);
+    assert!(v["spec"]["template"]["metadata"]["annotations"]
+        .get(SEALED_WITH)
+        .is_none());
+    // The Secret does not get it.
+    let secret = ok(&kseal(
+        &["unseal", "--key", p(&fix("go_rsa2048.key"))],
+        Some(sealed.as_bytes()),
+    ));
+    assert!(!secret.contains(SEALED_WITH), "{secret}");
+
+    // --raw prints the blob alone.
+    let raw = ok(&kseal(
+        &[
+            "seal",
+            "--raw",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "-n",
+            "default",
+            "--name",
+            "x",
+        ],
+        Some(b"v"),
+    ));
+    assert!(
+        raw.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+        "{raw}"
+    );
+}
+
+/// `before` with the lines of `inserted` (in order) added: every old line stays, in order.
+fn assert_only_inserted(before: &str, after: &str, inserted: &[&str]) {
+    let mut expected: Vec<&str> = before.lines().collect();
+    let after_lines: Vec<&str> = after.lines().collect();
+    for line in inserted {
+        let at = after_lines
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("{line:?} not in:\n{after}"));
+        expected.insert(at, line);
+    }
+    assert_eq!(expected, after_lines, "after:\n{after}");
+}
+
+#[test]
+fn merge_into_unions_the_sealing_key_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("sealed.yaml");
+    // A kubeseal file (no hint), with a user's comments.
+    let original = fs::read_to_string(fix("ss-go.yaml"))
+        .unwrap()
+        .replacen("metadata:\n", "metadata: # owned by payments\n", 1)
+        .replacen("spec:\n", "# do not edit by hand\nspec:\n", 1);
+    fs::write(&target, &original).unwrap();
+    let merge = |cert: &str, item: &str| {
+        let input = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: x}}\nstringData: {{{item}: v}}\n"
+        );
+        ok(&kseal(
+            &["seal", "--cert", p(&fix(cert)), "--merge-into", p(&target)],
+            Some(input.as_bytes()),
+        ));
+        fs::read_to_string(&target).unwrap()
+    };
+
+    // The old items' key is unknown: the hint names the new key only.
+    let first = merge("tls.crt", "bar");
+    let bar = first
+        .lines()
+        .find(|l| l.trim_start().starts_with("bar: "))
+        .unwrap();
+    assert_only_inserted(
+        &original,
+        &first,
+        &[
+            "  annotations:",
+            &format!("    {SEALED_WITH}: {TLS_FP}"),
+            bar,
+        ],
+    );
+
+    // Another key: the union, sorted, replacing the value in place.
+    let second = merge("go_rsa2048.crt", "baz");
+    let union = format!("    {SEALED_WITH}: {TLS_FP},{GO_FP}");
+    let baz = second
+        .lines()
+        .find(|l| l.trim_start().starts_with("baz: "))
+        .unwrap();
+    let expected_first = first.replace(&format!("    {SEALED_WITH}: {TLS_FP}"), &union);
+    assert_only_inserted(&expected_first, &second, &[baz]);
+
+    // A key already named: the annotation stays as it is.
+    let third = merge("tls.crt", "qux");
+    let qux = third
+        .lines()
+        .find(|l| l.trim_start().starts_with("qux: "))
+        .unwrap();
+    assert_only_inserted(&second, &third, &[qux]);
+
+    // Both keys open it; the template (and so the Secret) never gets the hint.
+    let secret = ok(&kseal(
+        &[
+            "unseal",
+            "--key",
+            p(&fix("go_rsa2048.key")),
+            "--key",
+            p(&fix("sealed-secrets-key.yaml")),
+            "-f",
+            p(&target),
+        ],
+        None,
+    ));
+    let v: serde_json::Value = serde_json::from_str(&secret).unwrap();
+    for item in ["foo", "bar", "baz", "qux"] {
+        assert!(v["data"].get(item).is_some(), "{item}: {secret}");
+    }
+    assert!(!secret.contains(SEALED_WITH));
+}
+
+#[test]
+fn merge_into_a_json_file_adds_the_hint_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("sealed.json");
+    let original = "{\n  \"kind\": \"SealedSecret\",\n  \"apiVersion\": \"bitnami.com/v1alpha1\",\n  \"metadata\": {\n    \"name\": \"mysecret\",\n    \"namespace\": \"default\",\n    \"annotations\": {\n      \"sealedsecrets.bitnami.com/namespace-wide\": \"true\"\n    }\n  },\n  \"spec\": {\n    \"template\": {\n      \"metadata\": {\n        \"name\": \"mysecret\",\n        \"namespace\": \"default\",\n        \"annotations\": {\n          \"sealedsecrets.bitnami.com/namespace-wide\": \"true\"\n        }\n      }\n    },\n    \"encryptedData\": {}\n  }\n}\n";
+    fs::write(&target, original).unwrap();
+    ok(&kseal(
+        &[
+            "seal",
+            "--cert",
+            p(&fix("go_rsa2048.crt")),
+            "--merge-into",
+            p(&target),
+        ],
+        Some(b"kind: Secret\napiVersion: v1\nmetadata: {name: x}\nstringData: {new: v}\n"),
+    ));
+    let merged = fs::read_to_string(&target).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&merged).unwrap();
+    assert_eq!(v["metadata"]["annotations"][SEALED_WITH], GO_FP);
+    assert!(
+        merged.contains(&format!(
+            "      \"sealedsecrets.bitnami.com/namespace-wide\": \"true\",\n      \"{SEALED_WITH}\": \"{GO_FP}\"\n    }}\n  }},"
+        )),
+        "{merged}"
+    );
+    assert_eq!(
+        v["spec"]["template"]["metadata"]["annotations"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -162,6 +162,14 @@ pub struct Flags {
     /// How long a Lease is held without renewal (Go duration)
     #[arg(long, env = "SEALED_SECRETS_LEASE_DURATION", default_value = "15s")]
     pub lease_duration: String,
+    /// ConfigMap (in the controller's namespace) where the sealing certificate is published
+    /// and key renewal is requested; "" turns both off
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CERT_CONFIGMAP",
+        default_value = "sealed-secrets-cert"
+    )]
+    pub cert_configmap: String,
 }
 
 /// A flag value that does not parse.
@@ -228,6 +236,7 @@ pub struct Config {
     pub leader_elect: bool,
     pub leader_election_id: String,
     pub lease_duration: SignedDuration,
+    pub cert_configmap: Option<String>,
 }
 
 impl Flags {
@@ -337,6 +346,7 @@ impl Flags {
             leader_election_id: self.leader_election_id.clone(),
             lease_duration: go_duration(&self.lease_duration)
                 .map_err(|r| bad("lease-duration", &self.lease_duration, r))?,
+            cert_configmap: Some(self.cert_configmap.clone()).filter(|c| !c.is_empty()),
         })
     }
 }

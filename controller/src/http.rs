@@ -440,7 +440,8 @@ fn open_items(
     opts: UnsealOptions,
 ) -> Result<Unsealed, kseal_crds::Error> {
     let templates = ss.spec.template.data.take();
-    let result = unseal(ss, registry.keyring(), None, opts);
+    let hint = kseal_crds::sealed_with(ss);
+    let result = unseal(ss, registry.keyring(), &hint, opts);
     ss.spec.template.data = templates;
     result
 }

@@ -102,6 +102,80 @@ impl KeyManager {
         Ok(name)
     }
 
+    /// Loads every key Secret without generating or publishing anything: what every replica
+    /// does at start-up (the leader then calls [`KeyManager::ensure_key`]).
+    pub async fn load(&self) -> Result<Startup, KeyStoreError> {
+        let (loaded, unreadable) = self.store.load().await?;
+        let count = loaded.len();
+        let mut registry = (*self.current()).clone();
+        for k in loaded {
+            registry.register(k);
+        }
+        self.keys.send_replace(Arc::new(registry));
+        Ok(Startup {
+            loaded: count,
+            unreadable,
+            generated: None,
+        })
+    }
+
+    /// Generates a key when there is none or the newest is older than `--key-cutoff-time`
+    /// (the leader's start-up step). Returns the new key's Secret name.
+    pub async fn ensure_key(&self, now: Timestamp) -> Result<Option<String>, KeyStoreError> {
+        if !needs_key_at_startup(&self.current(), self.policy.cutoff) {
+            return Ok(None);
+        }
+        let key = self.generate_and_store(now).await?;
+        let name = key.secret_name.clone();
+        self.add(key);
+        Ok(name)
+    }
+
+    /// Registers a key found at run time (a key Secret added or relabelled). Returns whether
+    /// it was new. Keys are only ever added, never removed.
+    pub fn add(&self, key: crate::keys::RegisteredKey) -> bool {
+        let mut added = false;
+        self.keys.send_if_modified(|current| {
+            let mut registry = (**current).clone();
+            added = registry.register(key);
+            if added {
+                *current = Arc::new(registry);
+            }
+            added
+        });
+        added
+    }
+
+    /// Writes the newest certificate to the certificate ConfigMap (when configured).
+    pub async fn publish_certificate(&self) -> Result<(), KeyStoreError> {
+        let registry = self.current();
+        if let (Some(name), Some(newest)) = (&self.policy.cert_configmap, registry.newest()) {
+            if let Some(cert) = newest.key.certificate() {
+                self.store.publish_certificate(name, cert).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Generates and stores a key and registers it, without publishing the certificate (the
+    /// leader's publisher follows the registry).
+    pub async fn renew_only(&self, now: Timestamp) -> Result<String, KeyStoreError> {
+        let key = self.generate_and_store(now).await?;
+        let name = key.secret_name.clone().unwrap_or_default();
+        self.add(key);
+        Ok(name)
+    }
+
+    /// The key store (for watches on key Secrets and the certificate ConfigMap).
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    /// The key policy.
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
     async fn generate_and_store(
         &self,
         now: Timestamp,

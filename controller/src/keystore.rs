@@ -126,7 +126,8 @@ pub fn key_secret(
     })
 }
 
-fn scrub(secret: &mut Secret) {
+/// Zeroizes and drops the data of a Secret that held a private key.
+pub fn scrub(secret: &mut Secret) {
     kseal_crds::seal::scrub(secret.data.take().unwrap_or_default(), BTreeMap::new());
 }
 
@@ -164,6 +165,26 @@ impl KeyStore {
             prefix: prefix.to_string(),
             priority,
         }
+    }
+
+    /// The key Secrets' namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The Secrets API of the controller namespace.
+    pub fn secrets(&self) -> &Api<Secret> {
+        &self.secrets
+    }
+
+    /// The ConfigMaps API of the controller namespace.
+    pub fn configmaps(&self) -> &Api<ConfigMap> {
+        &self.configmaps
+    }
+
+    /// `--key-order-priority`.
+    pub fn priority(&self) -> KeyOrderPriority {
+        self.priority
     }
 
     /// Every key to register, oldest Secret first: the Secrets labelled `active`, plus the

@@ -5,12 +5,17 @@
 //! API server is a thin layer around it, so every reconcile rule (reference §4.4, R-01..R-15) is
 //! tested without a cluster.
 
+pub mod app;
 pub mod config;
+pub mod events;
 pub mod http;
+pub mod keyloop;
 pub mod keymanager;
 pub mod keys;
 pub mod keystore;
 pub mod leader;
+pub mod logging;
 pub mod metrics;
 pub mod planner;
 pub mod ratelimit;
+pub mod reconciler;

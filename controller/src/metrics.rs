@@ -21,6 +21,8 @@
 //!   which keys the controller holds. The fingerprint is public (it is printed by
 //!   `kseal cert`), never key material.
 //! - `sealed_secrets_controller_workqueue_depth`: items waiting in the reconcile queue.
+//! - `sealed_secrets_controller_rsa_decryptions_total`: RSA private-key operations performed
+//!   (the cost of unsealing; the sealing-key hint and the restart record keep it low).
 //!
 //! The exposition is OpenMetrics text (`prometheus-client` writes nothing else). Prometheus
 //! scrapes it natively; the sample names are the same as in Prometheus' 0.0.4 text format (a
@@ -158,6 +160,7 @@ pub struct Metrics {
     /// Fingerprint and ordering time of every registered key; ages are computed at scrape time.
     key_times: Mutex<Vec<(String, Timestamp)>>,
     workqueue_depth: Gauge,
+    rsa_decryptions: Counter,
 }
 
 impl Metrics {
@@ -223,6 +226,13 @@ impl Metrics {
             workqueue_depth.clone(),
         );
 
+        let rsa_decryptions = Counter::default();
+        registry.register(
+            name("rsa_decryptions"),
+            "RSA private-key operations performed by this process (kseal)",
+            rsa_decryptions.clone(),
+        );
+
         Metrics {
             registry,
             unseal_requests,
@@ -234,6 +244,7 @@ impl Metrics {
             key_age,
             key_times: Mutex::new(Vec::new()),
             workqueue_depth,
+            rsa_decryptions,
         }
     }
 
@@ -356,6 +367,11 @@ impl Metrics {
                     fingerprint: fingerprint.clone(),
                 })
                 .set(age);
+        }
+        let total = kseal_crypto::rsa_decryptions();
+        let seen = self.rsa_decryptions.get();
+        if total > seen {
+            self.rsa_decryptions.inc_by(total - seen);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

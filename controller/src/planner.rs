@@ -179,10 +179,13 @@ pub fn plan(
             return synced(ss, now, opts, Write::Nothing, Vec::new());
         }
     }
+    // Try the keys that `kseal seal` recorded first (one RSA operation per item instead of
+    // one per key); any other key is still tried if they do not open an item.
+    let hint = kseal_crds::sealed_with(ss);
     let unsealed = match unseal(
         ss,
         keyring,
-        None,
+        &hint,
         UnsealOptions {
             accept_deprecated_v1_data: opts.accept_deprecated_v1_data,
         },
@@ -267,14 +270,15 @@ fn source_digest(ss: &SealedSecret) -> String {
 fn record_message(ss: &SealedSecret, secret: &Secret) -> Vec<u8> {
     let mut annotations = secret.metadata.annotations.clone().unwrap_or_default();
     annotations.remove(ANNOTATION_RECORD);
+    // As the API server stores it: no type means Opaque, and empty maps and lists are absent.
     let content = serde_json::json!({
         "source": source_digest(ss),
-        "type": secret.type_,
-        "immutable": secret.immutable,
-        "data": secret.data,
-        "labels": secret.metadata.labels,
+        "type": secret.type_.as_deref().filter(|t| !t.is_empty()).unwrap_or("Opaque"),
+        "immutable": secret.immutable.unwrap_or(false),
+        "data": secret.data.clone().unwrap_or_default(),
+        "labels": secret.metadata.labels.clone().unwrap_or_default(),
         "annotations": annotations,
-        "ownerReferences": secret.metadata.owner_references,
+        "ownerReferences": secret.metadata.owner_references.clone().unwrap_or_default(),
     });
     serde_json::to_vec(&content).expect("JSON values serialize")
 }
@@ -388,7 +392,7 @@ fn failed(
 /// The status to write, or `None` when the stored one is already right (reference §2: written
 /// only when the condition's status changes or observedGeneration lags). kseal also rewrites it
 /// when the message or reason changed, so a stale error never stays after a different one.
-fn status_update(
+pub fn status_update(
     ss: &SealedSecret,
     now: Timestamp,
     opts: PlanOptions,

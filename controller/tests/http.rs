@@ -573,9 +573,12 @@ async fn rotate_reseals_with_the_newest_key() {
     let out: SealedSecret = serde_json::from_slice(&r.body).unwrap();
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["kind"], "SealedSecret");
+    // Bitnami's top-level metadata plus the sealing-key hint naming the newest key.
     assert_eq!(
         v["metadata"],
-        json!({"name": "mysecret", "namespace": "default"})
+        json!({"name": "mysecret", "namespace": "default", "annotations": {
+            kseal_crds::ANNOTATION_SEALED_WITH: new_key().fingerprint().to_string()
+        }})
     );
 
     assert_ne!(
@@ -624,7 +627,14 @@ async fn rotate_forces_the_template_metadata_to_the_top_level_metadata() {
         tm.annotations, None,
         "the template's scope annotation is gone"
     );
-    assert_eq!(out.metadata.annotations, None, "still strict");
+    assert_eq!(
+        out.metadata.annotations,
+        Some(BTreeMap::from([(
+            kseal_crds::ANNOTATION_SEALED_WITH.to_string(),
+            new_key().fingerprint().to_string()
+        )])),
+        "still strict: no scope annotation, only the sealing-key hint"
+    );
     assert_eq!(
         out.spec.template.type_.as_deref(),
         Some("kubernetes.io/basic-auth")

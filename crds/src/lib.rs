@@ -6,7 +6,8 @@
 //! code ([`crd::crd`]) and committed as `crds/sealedsecret-crd.yaml`; a test keeps the two equal.
 //!
 //! [`seal::seal_secret`] and [`unseal::unseal`] are the Secret ⇄ SealedSecret transforms shared by
-//! the CLI and the controller.
+//! the CLI and the controller; [`sealed_with`] reads the sealing-key hint that `seal_secret`
+//! records ([`ANNOTATION_SEALED_WITH`]) for `unseal`.
 //!
 //! Boundaries: types and pure functions only: no client, no I/O, no async.
 
@@ -15,6 +16,7 @@
 
 pub mod crd;
 mod error;
+pub mod hint;
 pub mod meta;
 pub mod render;
 pub mod seal;
@@ -22,6 +24,7 @@ pub mod template;
 pub mod unseal;
 
 pub use error::{Error, ItemErrors};
+pub use hint::{add_sealed_with, sealed_with};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -50,6 +53,10 @@ pub const ANNOTATION_PATCH: &str = "sealedsecrets.bitnami.com/patch";
 /// On the template: do not set an ownerReference on the Secret.
 pub const ANNOTATION_SKIP_SET_OWNER_REFERENCES: &str =
     "sealedsecrets.bitnami.com/skip-set-owner-references";
+/// kseal's own, on a SealedSecret's top-level metadata only (never the template, so it is not
+/// copied to the Secret): comma-separated, sorted fingerprints (`SHA256:...`) of the keys that
+/// sealed its items, which the controller tries first. See [`hint`].
+pub const ANNOTATION_SEALED_WITH: &str = "sealedsecrets.kseal.dev/sealed-with";
 
 /// A SealedSecret.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

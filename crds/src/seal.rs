@@ -78,7 +78,9 @@ pub fn resolve(secret: &mut Secret, opts: &SealOptions<'_>) -> Result<Scope, Err
     Ok(scope)
 }
 
-/// Seals every item of `secret` (data, then stringData, which wins) for `key`.
+/// Seals every item of `secret` (data, then stringData, which wins) for `key`, and records
+/// `key`'s fingerprint in the top-level [`crate::ANNOTATION_SEALED_WITH`] annotation when there
+/// is at least one item (see [`crate::hint`]).
 pub fn seal_secret<R: RngCore + CryptoRng + ?Sized>(
     rng: &mut R,
     key: &PublicKey,
@@ -120,7 +122,7 @@ pub fn seal_secret<R: RngCore + CryptoRng + ?Sized>(
     if let Some(a) = scope.annotation() {
         top.annotations = Some(BTreeMap::from([(a.to_string(), "true".to_string())]));
     }
-    Ok(SealedSecret {
+    let mut ss = SealedSecret {
         metadata: top,
         spec: SealedSecretSpec {
             template: SecretTemplateSpec {
@@ -133,7 +135,11 @@ pub fn seal_secret<R: RngCore + CryptoRng + ?Sized>(
             encrypted_data: encrypted,
         },
         status: None,
-    })
+    };
+    if !ss.spec.encrypted_data.is_empty() {
+        crate::hint::add_sealed_with(&mut ss, [key.fingerprint()]);
+    }
+    Ok(ss)
 }
 
 /// The input's metadata as kubeseal copies it into the template: last-applied annotations

@@ -74,12 +74,13 @@ pub fn label_of(ss: &SealedSecret) -> (Scope, Vec<u8>) {
     (scope, scope.label(ns, name))
 }
 
-/// Opens every item of `ss` with `keyring` and builds the Secret. `hint` names the key to try
-/// first (see [`Keyring::open_with_hint`]).
+/// Opens every item of `ss` with `keyring` and builds the Secret. `hint` names the keys to try
+/// first, usually [`crate::sealed_with`]`(ss)`; `&[]` tries every key in keyring order (see
+/// [`Keyring::open_with_hint`]). A wrong hint only costs time, never a failure.
 pub fn unseal(
     ss: &SealedSecret,
     keyring: &Keyring,
-    hint: Option<&Fingerprint>,
+    hint: &[Fingerprint],
     opts: UnsealOptions,
 ) -> Result<Unsealed, Error> {
     let (_, label) = label_of(ss);

@@ -57,33 +57,25 @@ impl Keyring {
     /// Opens a sealed value under `label`, trying every key (Bitnami's behaviour: no key id is
     /// stored in the blob).
     pub fn open(&self, label: &[u8], blob: &[u8]) -> Result<SecretBytes, Error> {
-        self.open_with_hint(None, label, blob).map(|(p, _)| p)
+        self.open_with_hint(&[], label, blob).map(|(p, _)| p)
     }
 
-    /// Opens a sealed value, trying the key named by `hint` alone when the keyring holds it, and
-    /// every key otherwise. Returns the plaintext and the fingerprint of the key that opened it.
+    /// Opens a sealed value, trying first the keys named by `hint` that the keyring holds, then
+    /// every other key (see [`Keyring::ordered`]). Returns the plaintext and the fingerprint of
+    /// the key that opened it. An empty hint tries every key in insertion order.
     ///
     /// A hint comes from an annotation anyone can edit, so it only chooses the order: a wrong or
-    /// stale hint costs one extra private operation, never a failure.
+    /// stale hint costs extra private operations, never a failure.
     pub fn open_with_hint(
         &self,
-        hint: Option<&Fingerprint>,
+        hint: &[Fingerprint],
         label: &[u8],
         blob: &[u8],
     ) -> Result<(SecretBytes, Fingerprint), Error> {
         match Format::detect(blob)? {
             Format::BitnamiHybrid => {
                 let parts = hybrid::split(blob)?;
-                let hinted = hint.and_then(|h| self.get(h));
-                if let Some(key) = hinted {
-                    if let Some(p) = hybrid::open_with(key, label, &parts) {
-                        return Ok((p, key.fingerprint().clone()));
-                    }
-                }
-                for key in &self.keys {
-                    if hinted.is_some_and(|h| Arc::ptr_eq(h, key)) {
-                        continue;
-                    }
+                for key in self.ordered(hint) {
                     if let Some(p) = hybrid::open_with(key, label, &parts) {
                         return Ok((p, key.fingerprint().clone()));
                     }
@@ -91,6 +83,17 @@ impl Keyring {
                 Err(Error::NoKeyCouldDecrypt)
             }
         }
+    }
+
+    /// Every key once, in the order [`Keyring::open_with_hint`] tries them: the keys whose
+    /// fingerprint is in `hint` first, then the others, each group in insertion order.
+    /// Fingerprints in `hint` that the keyring does not hold are ignored.
+    pub fn ordered(&self, hint: &[Fingerprint]) -> impl Iterator<Item = &Arc<PrivateKey>> {
+        let (first, rest): (Vec<_>, Vec<_>) = self
+            .keys
+            .iter()
+            .partition(|k| hint.contains(k.fingerprint()));
+        first.into_iter().chain(rest)
     }
 }
 

@@ -292,6 +292,7 @@ impl PrivateKey {
     /// RSA-OAEP(SHA-256) decryption in constant time (aws-lc). `None` on any failure: callers must
     /// not learn why (padding vs. length), which is what the Marvin/Bleichenbacher attacks feed on.
     pub(crate) fn oaep_decrypt(&self, label: &[u8], ciphertext: &[u8]) -> Option<SecretBytes> {
+        RSA_DECRYPTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let oaep = OaepPrivateDecryptingKey::new(self.key.clone()).ok()?;
         let mut out = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
         let n = oaep
@@ -305,6 +306,14 @@ impl PrivateKey {
             .len();
         Some(SecretBytes::from_slice(&out[..n]))
     }
+}
+
+static RSA_DECRYPTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many RSA private-key operations this process has performed (successful or not): the
+/// expensive step of opening a value, which the controller's metrics and benchmarks report.
+pub fn rsa_decryptions() -> u64 {
+    RSA_DECRYPTIONS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 impl fmt::Debug for PrivateKey {

@@ -55,7 +55,7 @@ pub use error::{Error, HexPrefix};
 pub use fingerprint::{Fingerprint, InvalidFingerprint};
 pub use hybrid::seal_with_rng;
 pub use keyring::Keyring;
-pub use keys::{PrivateKey, PublicKey};
+pub use keys::{rsa_decryptions, PrivateKey, PublicKey};
 pub use scope::Scope;
 pub use secret::SecretBytes;
 

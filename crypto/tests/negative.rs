@@ -102,10 +102,45 @@ fn the_hint_only_orders_the_keys() {
     let ring: Keyring = [fresh_key().clone(), go_key()].into_iter().collect();
     let wrong = fresh_key().fingerprint().clone();
     let (p, used) = ring
-        .open_with_hint(Some(&wrong), LABEL, &go_blob())
+        .open_with_hint(std::slice::from_ref(&wrong), LABEL, &go_blob())
         .unwrap();
     assert_eq!(p.expose(), b"supersecret");
     assert_eq!(&used, go_key().fingerprint());
+}
+
+#[test]
+fn hinted_keys_come_first_and_every_key_is_tried_once() {
+    let ring: Keyring = [fresh_key().clone(), go_key()].into_iter().collect();
+    let fresh = fresh_key().fingerprint().clone();
+    let go = go_key().fingerprint().clone();
+    let order = |hint: &[kseal_crypto::Fingerprint]| -> Vec<kseal_crypto::Fingerprint> {
+        ring.ordered(hint)
+            .map(|k| k.fingerprint().clone())
+            .collect()
+    };
+    assert_eq!(
+        order(&[]),
+        [fresh.clone(), go.clone()],
+        "no hint: insertion order"
+    );
+    assert_eq!(
+        order(std::slice::from_ref(&go)),
+        [go.clone(), fresh.clone()]
+    );
+    // Duplicates and fingerprints of keys the ring does not hold change nothing.
+    let unknown = kseal_crypto::Fingerprint::of_rsa(&[1, 0, 1], &[0xc1; 256]);
+    assert_eq!(
+        order(&[unknown.clone(), go.clone(), go.clone()]),
+        [go.clone(), fresh.clone()]
+    );
+    assert_eq!(order(&[unknown]), [fresh.clone(), go.clone()]);
+    // Several hinted keys keep the keyring's order among themselves.
+    assert_eq!(order(&[go.clone(), fresh.clone()]), [fresh, go.clone()]);
+    let (p, used) = ring
+        .open_with_hint(std::slice::from_ref(&go), LABEL, &go_blob())
+        .unwrap();
+    assert_eq!(p.expose(), b"supersecret");
+    assert_eq!(used, go);
 }
 
 #[test]

@@ -429,6 +429,56 @@ fn kubeseal_json_replace_and_insert() {
     serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
 }
 
+/// `kseal seal --merge-into` records the sealing keys in the top-level
+/// `metadata.annotations`: created in a kubeseal file, added next to a scope
+/// annotation, replaced when it is there.
+#[test]
+fn sealing_key_hint_on_the_top_level_metadata() {
+    const KEY: &str = "sealedsecrets.kseal.dev/sealed-with";
+    let hint = |v: &str| Edit::new(["metadata", "annotations", KEY], v);
+    let yaml = check(
+        KUBESEAL_YAML,
+        0,
+        &[hint("SHA256:aaa"), e("spec.encryptedData.baz", "AgBaz==")],
+        &KUBESEAL_YAML
+            .replace(
+                "  namespace: default\nspec:",
+                "  namespace: default\n  annotations:\n    sealedsecrets.kseal.dev/sealed-with: SHA256:aaa\nspec:",
+            )
+            .replace("    bar: AgBbar==\n", "    bar: AgBbar==\n    baz: AgBaz==\n"),
+    );
+    check(
+        &yaml,
+        0,
+        &[hint("SHA256:aaa,SHA256:bbb")],
+        &yaml.replace("SHA256:aaa", "SHA256:aaa,SHA256:bbb"),
+    );
+
+    let scoped = KUBESEAL_JSON.replace(
+        "    \"creationTimestamp\": null\n  },",
+        "    \"creationTimestamp\": null,\n    \"annotations\": {\n      \"sealedsecrets.bitnami.com/namespace-wide\": \"true\"\n    }\n  },",
+    );
+    let json = check(
+        &scoped,
+        0,
+        &[hint("SHA256:aaa")],
+        &scoped.replace(
+            "namespace-wide\": \"true\"\n    }",
+            "namespace-wide\": \"true\",\n      \"sealedsecrets.kseal.dev/sealed-with\": \"SHA256:aaa\"\n    }",
+        ),
+    );
+    serde_json::from_str::<serde_json::Value>(&json).expect("still JSON");
+    check(
+        KUBESEAL_JSON,
+        0,
+        &[hint("SHA256:aaa")],
+        &KUBESEAL_JSON.replace(
+            "    \"creationTimestamp\": null\n  },",
+            "    \"creationTimestamp\": null,\n    \"annotations\": {\n      \"sealedsecrets.kseal.dev/sealed-with\": \"SHA256:aaa\"\n    }\n  },",
+        ),
+    );
+}
+
 #[test]
 fn json_empty_object_null_and_missing_parent() {
     let text = r#"{

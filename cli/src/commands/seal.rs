@@ -244,6 +244,25 @@ pub(crate) mod merge {
                 }
             }
         }
+        // The sealing-key hint names the keys of the old items too: the union of what the file
+        // records (nothing for a kubeseal file) and the key of the items sealed now.
+        let recorded = existing
+            .annotations()
+            .and_then(|a| a.get(kseal_crds::ANNOTATION_SEALED_WITH));
+        let hint = kseal_crds::hint::merge_sealed_with(
+            recorded.map(String::as_str),
+            &kseal_crds::sealed_with(&sealed),
+        );
+        if let Some(value) = hint.filter(|v| Some(v) != recorded) {
+            edits.push(Edit::new(
+                [
+                    "metadata",
+                    "annotations",
+                    kseal_crds::ANNOTATION_SEALED_WITH,
+                ],
+                value,
+            ));
+        }
         let updated = kseal_yamledit::set_strings(&text, tdoc.index - 1, &edits)
             .map_err(|e| anyhow!("cannot update {tname}: {e}"))?;
         crate::io::write_atomic(target, updated.as_bytes(), 0o644)?;

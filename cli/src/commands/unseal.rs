@@ -49,7 +49,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
         let ns = ss.metadata.namespace.clone().unwrap_or_default();
         let name = ss.metadata.name.clone().unwrap_or_default();
         let (scope, _) = label_of(&ss);
-        let unsealed = unseal(&ss, &keyring, None, opts).with_context(|| {
+        let unsealed = unseal(&ss, &keyring, &kseal_crds::sealed_with(&ss), opts).with_context(|| {
             format!(
                 "cannot unseal SealedSecret \"{ns}/{name}\" (document {} of {}; tried {} with {} key{})",
                 doc.index,

@@ -505,6 +505,29 @@ fn restart_path_needs_no_decryption_for_an_unchanged_pair() {
 }
 
 #[test]
+fn restart_path_survives_the_api_servers_defaults() {
+    let mut ss = ss();
+    ss.spec.template.type_ = None;
+    let ss = &ss;
+    // The API server stores no type as "Opaque" and drops empty maps: the record must still
+    // match the Secret as it reads back.
+    let Write::Create(mut made) = go(ss, None).write else {
+        panic!()
+    };
+    assert_eq!(made.type_, None);
+    if made.type_.is_none() {
+        made.type_ = Some("Opaque".into());
+    }
+    made.immutable = None;
+    if made.metadata.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        made.metadata.labels = None;
+    }
+    let p = go(ss, Some(&made));
+    assert_eq!(p.write, Write::Nothing);
+    assert!(p.keys_used.is_empty());
+}
+
+#[test]
 fn restart_path_still_catches_edits_and_changes() {
     let Write::Create(made) = go(&ss(), None).write else {
         panic!()

@@ -1,0 +1,360 @@
+//! The key tasks that run for the controller's whole life (reference §4.2, §4.5):
+//!
+//! - every replica watches the key Secrets of its namespace and registers keys added or
+//!   relabelled `active` at run time (including the leader's new keys), so `/v1/cert.pem`,
+//!   `/v1/verify` and the reconciler use them without a restart. A deleted or relabelled-away
+//!   key stays registered until the next restart, as in Bitnami: a key is never dropped while
+//!   SealedSecrets may still need it;
+//! - the leader generates the first key, renews every `--key-renew-period` (the next renewal is
+//!   `period` after the newest key, so a manual renewal also postpones the automatic one), on
+//!   SIGUSR1, and on a renewal request, and publishes the newest certificate.
+//!
+//! # Renewal requests (RBAC-authorized)
+//!
+//! Anyone allowed to patch the certificate ConfigMap (Role `sealed-secrets-key-renewer` in the
+//! shipped RBAC) asks for a new key by setting [`ANNOTATION_RENEW_REQUESTED`] on it to any new
+//! value (by convention the current time):
+//!
+//! ```text
+//! kubectl -n kube-system annotate configmap sealed-secrets-cert --overwrite \
+//!     sealedsecrets.kseal.dev/renew-requested-at="$(date -u +%FT%TZ)"
+//! ```
+//!
+//! The leader renews once per distinct value and records it in [`ANNOTATION_RENEW_HANDLED`],
+//! so a request is honoured exactly once, across restarts and leader changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kseal_crypto::keyfile::{KEY_LABEL, KEY_LABEL_ACTIVE};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Api;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::keymanager::KeyManager;
+use crate::keys::next_renewal;
+use crate::keystore::{key_from_secret, scrub};
+
+/// Set on the certificate ConfigMap to request a new key (see the module docs).
+pub const ANNOTATION_RENEW_REQUESTED: &str = "sealedsecrets.kseal.dev/renew-requested-at";
+/// The last request the controller honoured.
+pub const ANNOTATION_RENEW_HANDLED: &str = "sealedsecrets.kseal.dev/renew-handled-at";
+
+fn is_forbidden(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403)
+}
+
+/// Registers key Secrets as they appear (every replica), until `stop`.
+pub async fn watch_key_secrets(keys: Arc<KeyManager>, stop: CancellationToken) {
+    let api = keys.store().secrets().clone();
+    let priority = keys.store().priority();
+    let cfg = watcher::Config::default().labels(&format!("{KEY_LABEL}={KEY_LABEL_ACTIVE}"));
+    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    loop {
+        let ev = tokio::select! {
+            () = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "watching key Secrets failed; retrying");
+            }
+            Some(Ok(Event::Apply(mut s) | Event::InitApply(mut s))) => {
+                let name = s.metadata.name.clone().unwrap_or_default();
+                match key_from_secret(&s, priority) {
+                    Ok(k) => {
+                        let fp = k.key.fingerprint().to_string();
+                        if keys.add(k) {
+                            tracing::info!(secret = %name, fingerprint = %fp, "registered a key added at run time");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignoring an unreadable key Secret"),
+                }
+                scrub(&mut s);
+            }
+            Some(Ok(Event::Delete(mut s))) => {
+                tracing::warn!(
+                    secret = %s.metadata.name.clone().unwrap_or_default(),
+                    "a key Secret was deleted or relabelled; its key stays in use until the controller restarts"
+                );
+                scrub(&mut s);
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+fn handled(cm: &ConfigMap) -> Option<String> {
+    let a = cm.metadata.annotations.as_ref()?;
+    let requested = a.get(ANNOTATION_RENEW_REQUESTED)?;
+    (a.get(ANNOTATION_RENEW_HANDLED) != Some(requested)).then(|| requested.clone())
+}
+
+/// Asks the leader for a new key through the ConfigMap annotation (what a non-leader replica
+/// does on SIGUSR1, and what `kseal keys renew` does).
+pub async fn request_renewal(
+    configmaps: &Api<ConfigMap>,
+    name: &str,
+    now: Timestamp,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {ANNOTATION_RENEW_REQUESTED: now.to_string()}}
+    });
+    configmaps
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+/// Watches the certificate ConfigMap for renewal requests and forwards them on `tx`.
+async fn watch_requests(
+    api: Api<ConfigMap>,
+    name: String,
+    tx: mpsc::Sender<String>,
+    stop: CancellationToken,
+) {
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    let mut warned = false;
+    loop {
+        let ev = tokio::select! {
+            () = stop.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => {
+                if !warned {
+                    tracing::warn!(configmap = %name, error = %e, "cannot watch for key renewal requests (RBAC?); SIGUSR1 and the renewal period still work");
+                    warned = true;
+                }
+            }
+            Some(Ok(Event::Apply(cm) | Event::InitApply(cm))) => {
+                warned = false;
+                if let Some(req) = handled(&cm) {
+                    let _ = tx.send(req).await;
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// What triggered a renewal, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewalCause {
+    /// `--key-renew-period` elapsed.
+    Period,
+    /// SIGUSR1.
+    Signal,
+    /// A request annotation with this value.
+    Request(String),
+}
+
+/// The leader's key duties until `stop` (see the module docs). `signals` carries SIGUSR1.
+pub async fn lead_keys(
+    keys: Arc<KeyManager>,
+    period: SignedDuration,
+    signals: &mut mpsc::Receiver<()>,
+    stop: CancellationToken,
+) {
+    // The first key, retried until it is stored.
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match keys.ensure_key(Timestamp::now()).await {
+            Ok(Some(name)) => {
+                let cert = keys
+                    .current()
+                    .newest()
+                    .and_then(|k| k.key.certificate().map(|c| c.to_pem()))
+                    .unwrap_or_default();
+                tracing::info!(secret = %name, "New key written to {}/{name}", keys.store().namespace());
+                tracing::info!("Certificate generated\n{cert}");
+                break;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot generate the first key; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+
+    let publisher = tokio::spawn(publish_certificates(keys.clone(), stop.clone()));
+    let (req_tx, mut requests) = mpsc::channel(4);
+    let watcher_task = keys.policy().cert_configmap.clone().map(|name| {
+        tokio::spawn(watch_requests(
+            keys.store().configmaps().clone(),
+            name,
+            req_tx,
+            stop.clone(),
+        ))
+    });
+    let mut changes = keys.subscribe();
+
+    loop {
+        let wait = next_renewal(&keys.current(), Timestamp::now(), period)
+            .map(|d| d.unsigned_abs())
+            .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        let cause = tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(wait) => RenewalCause::Period,
+            s = signals.recv() => match s {
+                Some(()) => RenewalCause::Signal,
+                None => continue,
+            },
+            r = requests.recv() => match r {
+                Some(v) => RenewalCause::Request(v),
+                None => continue,
+            },
+            c = changes.changed() => {
+                if c.is_err() { break; }
+                continue; // a key came from elsewhere: recompute the timer
+            }
+        };
+        if let RenewalCause::Request(v) = &cause {
+            if !request_pending(&keys, v).await {
+                continue;
+            }
+        }
+        match keys.renew_only(Timestamp::now()).await {
+            Ok(name) => {
+                tracing::info!(secret = %name, cause = ?cause, "New key written to {}/{name}", keys.store().namespace());
+                if let RenewalCause::Request(v) = &cause {
+                    mark_handled(&keys, v).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, cause = ?cause, "key renewal failed"),
+        }
+    }
+    publisher.abort();
+    if let Some(t) = watcher_task {
+        t.abort();
+    }
+}
+
+/// Re-reads the ConfigMap: the request may have been handled by a previous leader already.
+async fn request_pending(keys: &KeyManager, value: &str) -> bool {
+    let Some(name) = &keys.policy().cert_configmap else {
+        return false;
+    };
+    match keys.store().configmaps().get_opt(name).await {
+        Ok(Some(cm)) => handled(&cm).as_deref() == Some(value),
+        _ => true,
+    }
+}
+
+async fn mark_handled(keys: &KeyManager, value: &str) {
+    let Some(name) = &keys.policy().cert_configmap else {
+        return;
+    };
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {ANNOTATION_RENEW_HANDLED: value}}
+    });
+    if let Err(e) = keys
+        .store()
+        .configmaps()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(configmap = %name, error = %e, "cannot record the handled renewal request");
+    }
+}
+
+/// Publishes the newest certificate now and whenever the newest key changes.
+async fn publish_certificates(keys: Arc<KeyManager>, stop: CancellationToken) {
+    let mut rx = keys.subscribe();
+    let mut published: Option<String> = None;
+    let mut warned = false;
+    loop {
+        let newest = rx
+            .borrow_and_update()
+            .newest()
+            .map(|k| k.key.fingerprint().to_string());
+        if newest.is_some() && newest != published {
+            match keys.publish_certificate().await {
+                Ok(()) => {
+                    published = newest;
+                    warned = false;
+                }
+                Err(e) => {
+                    if !warned || !is_publish_forbidden(&e) {
+                        tracing::warn!(error = %e, "cannot publish the certificate; clients can still fetch it from /v1/cert.pem");
+                        warned = true;
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            c = rx.changed() => if c.is_err() { return },
+        }
+    }
+}
+
+fn is_publish_forbidden(e: &crate::keystore::KeyStoreError) -> bool {
+    match e {
+        crate::keystore::KeyStoreError::Publish { source, .. } => is_forbidden(source),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn cm(annotations: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_request_is_honoured_once_per_value() {
+        assert_eq!(handled(&cm(&[])), None);
+        assert_eq!(
+            handled(&cm(&[(ANNOTATION_RENEW_REQUESTED, "t1")])),
+            Some("t1".into())
+        );
+        assert_eq!(
+            handled(&cm(&[
+                (ANNOTATION_RENEW_REQUESTED, "t1"),
+                (ANNOTATION_RENEW_HANDLED, "t1")
+            ])),
+            None
+        );
+        assert_eq!(
+            handled(&cm(&[
+                (ANNOTATION_RENEW_REQUESTED, "t2"),
+                (ANNOTATION_RENEW_HANDLED, "t1")
+            ])),
+            Some("t2".into())
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! `kseal-controller`: a thin shell over the library (flags, logs, signals, exit codes).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use kseal_controller::config::Flags;
+use kseal_controller::{app, logging};
+use tokio_util::sync::CancellationToken;
+
+const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+fn main() -> ExitCode {
+    // clap exits 2 on a usage error, as pflag does.
+    let flags = Flags::parse();
+    if flags.version {
+        println!("controller version: {VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let pod_namespace = std::env::var("POD_NAMESPACE").ok();
+    let sa_namespace =
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok();
+    let config = match flags.resolve(pod_namespace.as_deref(), sa_namespace.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(&config.log_level, config.log_json, config.log_info_stdout);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(config: kseal_controller::config::Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    tracing::info!(version = VERSION, "starting kseal-controller");
+    let client = app::client(&config).await?;
+    let shutdown = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let (usr1_tx, usr1_rx) = tokio::sync::mpsc::channel(1);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+                _ = usr1.recv() => {
+                    tracing::info!("SIGUSR1: generating a new key");
+                    let _ = usr1_tx.try_send(());
+                }
+            }
+        }
+        stop.cancel();
+    });
+    app::run(config, client, VERSION, shutdown, usr1_rx).await
+}

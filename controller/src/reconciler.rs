@@ -1,0 +1,677 @@
+//! The reconcile loop on the kube-rs runtime: watches, the thin applier around
+//! [`planner::plan`], retries, events, status and metrics (reference §4.4).
+//!
+//! One [`kube::runtime::Controller`] runs per watched scope (all namespaces, or one per listed
+//! namespace, as Bitnami runs one informer set per namespace). Its triggers:
+//! - SealedSecrets, filtered to spec changes (`metadata.generation`; status, label and
+//!   annotation edits are ignored, R-09);
+//! - Secrets (metadata only, never their data): a deleted Secret that the SealedSecret
+//!   controlled or that carried `managed: "true"` is recreated unless `--skip-recreate`,
+//!   and a change to such a Secret by someone else is reconciled at once, so a hand edit is
+//!   restored (the controller's own writes are recognised by resourceVersion and skipped);
+//! - a new key: the SealedSecrets that are not `Synced` are tried again.
+//!
+//! Deleted SealedSecrets are handled beside the controller: their `condition_info` series go,
+//! and with `--old-gc-behavior` the Secret is deleted (only one the SealedSecret owned or
+//! managed; otherwise garbage collection follows the ownerReference, R-11).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kseal_crds::{SealedSecret, SealedSecretCondition, SealedSecretStatus, ANNOTATION_MANAGED};
+use kube::api::{DeleteParams, PartialObjectMeta, PostParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{predicates, Controller, WatchStreamExt};
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventRecorder;
+use crate::keys::KeyRegistry;
+use crate::metrics::{Metrics, UnsealErrorReason};
+use crate::planner::{self, EventSpec, Failure, Plan, PlanOptions, Write, CONDITION_SYNCED};
+
+/// Reconcile switches from the flags.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// Planner switches (`--accept-deprecated-v1-data`, `--update-status`).
+    pub plan: PlanOptions,
+    /// `--old-gc-behavior`.
+    pub old_gc_behavior: bool,
+    /// `--skip-recreate`.
+    pub skip_recreate: bool,
+    /// `--max-unseal-retries`.
+    pub max_retries: u32,
+    /// `--label-selector`, for SealedSecrets and Secrets.
+    pub label_selector: Option<String>,
+    /// Reconciles running at once (each may decrypt on a blocking thread).
+    pub concurrency: u16,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        ReconcileOptions {
+            plan: PlanOptions::default(),
+            old_gc_behavior: false,
+            skip_recreate: false,
+            max_retries: 5,
+            label_selector: None,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A failed reconcile (the error policy retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Reading or writing through the API failed.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    /// The planning task did not finish.
+    #[error("planning failed: {0}")]
+    Join(String),
+}
+
+type Key = (String, String);
+
+fn key_of(ss: &SealedSecret) -> Key {
+    (
+        ss.metadata.namespace.clone().unwrap_or_default(),
+        ss.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    keys: watch::Receiver<Arc<KeyRegistry>>,
+    metrics: Arc<Metrics>,
+    events: EventRecorder,
+    opts: ReconcileOptions,
+    /// Failed attempts per SealedSecret since its last success (client-go's NumRequeues).
+    retries: Mutex<HashMap<Key, u32>>,
+    /// resourceVersion of the Secret this controller last wrote, per Secret, so that the
+    /// watch event of its own write does not trigger another pass.
+    written: Mutex<HashMap<Key, String>>,
+    /// SealedSecrets triggered and not yet reconciled (the work-queue depth metric).
+    pending: Mutex<HashSet<Key>>,
+    /// The status this controller last wrote, per SealedSecret (with its uid): the watch cache
+    /// may not have it yet when the next pass starts, and only this controller writes it.
+    statuses: Mutex<HashMap<Key, (String, SealedSecretStatus)>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Context {
+    /// The shared state of the reconcilers.
+    pub fn new(
+        client: Client,
+        keys: watch::Receiver<Arc<KeyRegistry>>,
+        metrics: Arc<Metrics>,
+        events: EventRecorder,
+        opts: ReconcileOptions,
+    ) -> Self {
+        Context {
+            client,
+            keys,
+            metrics,
+            events,
+            opts,
+            retries: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashSet::new()),
+            statuses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn mark_pending(&self, key: Key) {
+        let mut p = lock(&self.pending);
+        p.insert(key);
+        self.metrics.set_workqueue_depth(p.len());
+    }
+
+    fn unmark_pending(&self, key: &Key) {
+        let mut p = lock(&self.pending);
+        p.remove(key);
+        self.metrics.set_workqueue_depth(p.len());
+    }
+
+    /// Counts a failure and returns when to retry, or `None` once `--max-unseal-retries` is
+    /// spent (the counter then starts again, like client-go's Forget).
+    fn retry_after(&self, key: &Key) -> Option<Duration> {
+        let mut r = lock(&self.retries);
+        let n = r.entry(key.clone()).or_insert(0);
+        if *n >= self.opts.max_retries {
+            r.remove(key);
+            return None;
+        }
+        let delay = backoff(*n);
+        *n += 1;
+        Some(delay)
+    }
+
+    fn succeeded(&self, key: &Key) {
+        lock(&self.retries).remove(key);
+    }
+}
+
+/// Per-item exponential backoff: 250 ms, 500 ms, 1 s, … capped at 5 minutes. (client-go starts
+/// at 5 ms, which spends all retries within a fraction of a second; kseal's retries give a
+/// concurrent fix a chance, and watch events still trigger a pass at once.)
+pub fn backoff(attempt: u32) -> Duration {
+    let ms = 250u64.saturating_mul(1u64 << attempt.min(20));
+    Duration::from_millis(ms.min(300_000))
+}
+
+/// Whether a change to this Secret should trigger its SealedSecret, and which one.
+///
+/// `deleted`: a deletion recreates only an owned or `managed` Secret (Bitnami). A change
+/// re-checks an owned, `managed` or `patch` Secret (kseal: restores hand edits at once).
+pub fn secret_trigger(
+    secret: &PartialObjectMeta<Secret>,
+    deleted: bool,
+) -> Option<ObjectRef<SealedSecret>> {
+    let ns = secret.metadata.namespace.as_deref()?;
+    let owner = secret.metadata.owner_references.iter().flatten().find(|o| {
+        o.controller == Some(true)
+            && o.kind == kseal_crds::KIND
+            && o.api_version == kseal_crds::API_VERSION
+    });
+    if let Some(o) = owner {
+        return Some(ObjectRef::new(&o.name).within(ns));
+    }
+    let annotations = secret.metadata.annotations.as_ref();
+    let flag = |k: &str| {
+        annotations
+            .and_then(|a| a.get(k))
+            .is_some_and(|v| v == "true")
+    };
+    let relevant = flag(ANNOTATION_MANAGED) || (!deleted && flag(kseal_crds::ANNOTATION_PATCH));
+    let name = secret.metadata.name.as_deref()?;
+    relevant.then(|| ObjectRef::new(name).within(ns))
+}
+
+async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let key = key_of(&ss);
+    ctx.unmark_pending(&key);
+    ctx.metrics.unseal_request();
+    let (ns, name) = (key.0.as_str(), key.1.as_str());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+
+    let existing = match secrets.get_opt(name).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.metrics.unseal_error(UnsealErrorReason::Update, ns);
+            ctx.events
+                .publish(
+                    &ss,
+                    &EventSpec {
+                        type_: "Warning",
+                        reason: "ErrUpdateFailed",
+                        message: e.to_string(),
+                    },
+                )
+                .await;
+            return Err(e.into());
+        }
+    };
+
+    let registry = ctx.keys.borrow().clone();
+    let plan_opts = ctx.opts.plan;
+    let ss = with_latest_status(&ctx, ss);
+    let ss_for_plan = ss.clone();
+    // Decryption is CPU work (an RSA private operation per item): off the async workers.
+    let plan: Plan = tokio::task::spawn_blocking(move || {
+        let record_with = registry.newest().map(|k| k.key.clone());
+        planner::plan(
+            &ss_for_plan,
+            existing.as_ref(),
+            registry.keyring(),
+            record_with.as_deref(),
+            Timestamp::now(),
+            plan_opts,
+        )
+    })
+    .await
+    .map_err(|e| ReconcileError::Join(e.to_string()))?;
+
+    let Plan {
+        write,
+        mut failure,
+        mut status,
+        mut event,
+        keys_used,
+    } = plan;
+    let wrote = !matches!(write, Write::Nothing);
+    tracing::debug!(
+        namespace = ns,
+        name,
+        decrypted = !keys_used.is_empty(),
+        write = ?write,
+        "planned"
+    );
+
+    // The one write.
+    let write_result = match write {
+        Write::Nothing => Ok(None),
+        Write::Create(secret) => secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .map(Some),
+        Write::Update(secret) => secrets
+            .replace(name, &PostParams::default(), &secret)
+            .await
+            .map(Some),
+    };
+    let mut retry_now = false;
+    match write_result {
+        Ok(Some(written)) => {
+            if let Some(rv) = written.metadata.resource_version {
+                lock(&ctx.written).insert(key.clone(), rv);
+            }
+            tracing::debug!(namespace = ns, name, keys = ?keys_used, "Secret written");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let text = e.to_string();
+            let message = if text.ends_with("field is immutable when `immutable` is set") {
+                format!("Error updating {ns}/{name}: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret.")
+            } else {
+                retry_now = true;
+                text
+            };
+            event = EventSpec {
+                type_: "Warning",
+                reason: "ErrUpdateFailed",
+                message: message.clone(),
+            };
+            status = planner::status_update(
+                &ss,
+                Timestamp::now(),
+                plan_opts,
+                Some((Failure::Immutable, &message)),
+            )
+            .map(|mut s| {
+                if retry_now {
+                    set_reason(&mut s, "UpdateFailed");
+                }
+                s
+            });
+            ctx.metrics.unseal_error(UnsealErrorReason::Update, ns);
+            failure = Some((Failure::Immutable, message));
+        }
+    }
+    if let Some((f, _)) = &failure {
+        if !retry_now {
+            ctx.metrics.unseal_error((*f).into(), ns);
+        }
+    }
+
+    // The status, through the status subresource (Bitnami's verb: update).
+    let status_changed = status.is_some();
+    let mut observed = (*ss).clone();
+    if let Some(status) = status {
+        observed.status = Some(status);
+        let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), ns);
+        match api
+            .replace_status(name, &PostParams::default(), &observed)
+            .await
+        {
+            Ok(_) => {
+                if let (Some(uid), Some(st)) = (&observed.metadata.uid, &observed.status) {
+                    lock(&ctx.statuses).insert(key.clone(), (uid.clone(), st.clone()));
+                }
+            }
+            Err(e) => {
+                ctx.metrics.unseal_error(UnsealErrorReason::Status, ns);
+                tracing::warn!(namespace = ns, name, error = %e, "cannot update the status");
+                if !matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 404) {
+                    return Err(e.into());
+                }
+                // A conflict means the SealedSecret changed: its watch event brings a new pass.
+            }
+        }
+    }
+    ctx.metrics.observe_conditions(&observed);
+
+    // Events: every failure, and a success that changed something (kseal does not repeat
+    // "Unsealed" for passes that found everything in place, e.g. at every restart).
+    if failure.is_some() || wrote || status_changed {
+        ctx.events.publish(&ss, &event).await;
+    }
+
+    match failure {
+        None => {
+            ctx.succeeded(&key);
+            Ok(Action::await_change())
+        }
+        Some((f, _)) if f.retry() || retry_now => match ctx.retry_after(&key) {
+            Some(delay) => {
+                ctx.mark_pending(key);
+                Ok(Action::requeue(delay))
+            }
+            None => Ok(Action::await_change()),
+        },
+        Some(_) => Ok(Action::await_change()),
+    }
+}
+
+/// The SealedSecret with the status this controller last wrote, when the watch cache has not
+/// caught up with it yet (same uid, and the cached status is at least as recent).
+fn with_latest_status(ctx: &Context, ss: Arc<SealedSecret>) -> Arc<SealedSecret> {
+    let cached = lock(&ctx.statuses).get(&key_of(&ss)).cloned();
+    let Some((uid, status)) = cached else {
+        return ss;
+    };
+    let stored_gen = ss.status.as_ref().and_then(|s| s.observed_generation);
+    let stale = ss.metadata.uid.as_deref() == Some(uid.as_str())
+        && status.observed_generation >= stored_gen
+        && ss.status.as_ref() != Some(&status);
+    if !stale {
+        return ss;
+    }
+    let mut copy = (*ss).clone();
+    copy.status = Some(status);
+    Arc::new(copy)
+}
+
+fn set_reason(status: &mut SealedSecretStatus, reason: &str) {
+    if let Some(c) = status
+        .conditions
+        .iter_mut()
+        .flatten()
+        .find(|c: &&mut SealedSecretCondition| c.type_ == CONDITION_SYNCED)
+    {
+        c.reason = Some(reason.to_string());
+    }
+}
+
+fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let key = key_of(&ss);
+    tracing::warn!(namespace = %key.0, name = %key.1, error = %err, "reconcile failed");
+    match ctx.retry_after(&key) {
+        Some(delay) => {
+            ctx.mark_pending(key);
+            Action::requeue(delay)
+        }
+        None => Action::await_change(),
+    }
+}
+
+/// Handles a deleted SealedSecret (see the module docs).
+async fn deleted(ss: SealedSecret, ctx: Arc<Context>) {
+    let (ns, name) = key_of(&ss);
+    ctx.metrics.unseal_request();
+    ctx.metrics.remove_conditions(&ns, &name);
+    ctx.unmark_pending(&(ns.clone(), name.clone()));
+    lock(&ctx.retries).remove(&(ns.clone(), name.clone()));
+    lock(&ctx.written).remove(&(ns.clone(), name.clone()));
+    lock(&ctx.statuses).remove(&(ns.clone(), name.clone()));
+    if !ctx.opts.old_gc_behavior {
+        return;
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let current = match secrets.get_opt(&name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot read the Secret of a deleted SealedSecret");
+            return;
+        }
+    };
+    let managed = current
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_MANAGED))
+        .is_some_and(|v| v == "true");
+    if !planner::is_controlled_by(&current, &ss) && !managed {
+        tracing::info!(namespace = %ns, name = %name, "SealedSecret deleted; its Secret is not owned by it and stays");
+        return;
+    }
+    match secrets.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => {
+            tracing::info!(namespace = %ns, name = %name, "deleted the Secret of a deleted SealedSecret")
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot delete the Secret of a deleted SealedSecret")
+        }
+    }
+}
+
+/// Runs one controller over `namespace` (`None`: all namespaces) until `stop` is cancelled.
+pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: CancellationToken) {
+    let client = ctx.client.clone();
+    let (ss_api, secret_api): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) = match &namespace
+    {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let mut wc = watcher::Config::default();
+    if let Some(sel) = &ctx.opts.label_selector {
+        wc = wc.labels(sel);
+    }
+    let scope = namespace.as_deref().unwrap_or("all namespaces").to_string();
+    tracing::info!(scope = %scope, "watching SealedSecrets");
+
+    let (reader, writer) = reflector::store();
+    let (deleted_tx, mut deleted_rx) = tokio::sync::mpsc::unbounded_channel::<SealedSecret>();
+    let pending_ctx = ctx.clone();
+    let ss_stream = watcher::watcher(ss_api, wc.clone())
+        .default_backoff()
+        .map_ok(move |ev| {
+            if let Event::Delete(ss) = &ev {
+                let _ = deleted_tx.send(ss.clone());
+            }
+            ev
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default())
+        .inspect_ok(move |ss: &SealedSecret| pending_ctx.mark_pending(key_of(ss)));
+
+    let mut controller = Controller::for_stream(ss_stream, reader.clone())
+        .with_config(ControllerConfig::default().concurrency(ctx.opts.concurrency.max(1)));
+
+    // Secrets: metadata only.
+    let secret_ctx = ctx.clone();
+    let skip_recreate = ctx.opts.skip_recreate;
+    let secret_stream = watcher::watcher(secret_api, wc)
+        .default_backoff()
+        .try_filter_map(move |ev| {
+            let ctx = secret_ctx.clone();
+            async move {
+                let (obj, deleted) = match ev {
+                    Event::Apply(o) => (o, false),
+                    Event::Delete(o) => (o, true),
+                    // The initial list: the SealedSecrets' own initial pass covers these.
+                    _ => return Ok(None),
+                };
+                if deleted && skip_recreate {
+                    return Ok(None);
+                }
+                let key = (
+                    obj.metadata.namespace.clone().unwrap_or_default(),
+                    obj.metadata.name.clone().unwrap_or_default(),
+                );
+                if !deleted {
+                    let ours = lock(&ctx.written).get(&key).cloned();
+                    if ours.is_some() && ours == obj.metadata.resource_version {
+                        return Ok(None);
+                    }
+                }
+                Ok(secret_trigger(&obj, deleted).inspect(|r| {
+                    ctx.mark_pending((r.namespace.clone().unwrap_or_default(), r.name.clone()));
+                }))
+            }
+        });
+    controller = controller.reconcile_on(secret_stream.filter_map(|r| async move { r.ok() }));
+
+    // New keys: retry what is not Synced.
+    let mut keys = ctx.keys.clone();
+    let key_reader = reader.clone();
+    let key_ctx = ctx.clone();
+    let key_trigger = async_stream(move |tx| async move {
+        keys.mark_unchanged();
+        while keys.changed().await.is_ok() {
+            for ss in key_reader.state() {
+                if !is_synced(&ss) {
+                    key_ctx.mark_pending(key_of(&ss));
+                    if tx.send(ObjectRef::from(&*ss)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    controller = controller.reconcile_on(key_trigger);
+
+    let del_ctx = ctx.clone();
+    let del_stop = stop.clone();
+    let deletions = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = del_stop.cancelled() => return,
+                next = deleted_rx.recv() => match next {
+                    Some(ss) => deleted(ss, del_ctx.clone()).await,
+                    None => return,
+                },
+            }
+        }
+    });
+
+    let shutdown = stop.clone();
+    controller
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                match e {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    other => tracing::debug!(error = %other, "controller event"),
+                }
+            }
+        })
+        .await;
+    deletions.abort();
+    tracing::info!(scope = %scope, "stopped watching SealedSecrets");
+}
+
+fn is_synced(ss: &SealedSecret) -> bool {
+    ss.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == CONDITION_SYNCED))
+        .is_some_and(|c| c.status == "True")
+}
+
+/// A stream fed by a task: `f` gets the sending half.
+fn async_stream<T, F, Fut>(f: F) -> impl futures::Stream<Item = T> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::UnboundedSender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(f(tx));
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use std::collections::BTreeMap;
+
+    fn meta(
+        annotations: &[(&str, &str)],
+        owner: Option<(&str, &str)>,
+    ) -> PartialObjectMeta<Secret> {
+        PartialObjectMeta::<Secret> {
+            metadata: ObjectMeta {
+                name: Some("s".into()),
+                namespace: Some("ns".into()),
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                owner_references: owner.map(|(kind, name)| {
+                    vec![OwnerReference {
+                        api_version: if kind == "SealedSecret" {
+                            "bitnami.com/v1alpha1".into()
+                        } else {
+                            "apps/v1".into()
+                        },
+                        kind: kind.into(),
+                        name: name.into(),
+                        uid: "u".into(),
+                        controller: Some(true),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn secret_triggers_follow_ownership_and_annotations() {
+        let owned = meta(&[], Some(("SealedSecret", "other")));
+        assert_eq!(
+            secret_trigger(&owned, true),
+            Some(ObjectRef::new("other").within("ns"))
+        );
+        let managed = meta(&[(ANNOTATION_MANAGED, "true")], None);
+        assert_eq!(
+            secret_trigger(&managed, true),
+            Some(ObjectRef::new("s").within("ns"))
+        );
+        let patch = meta(&[(kseal_crds::ANNOTATION_PATCH, "true")], None);
+        assert_eq!(secret_trigger(&patch, true), None, "IT-12: not recreated");
+        assert!(
+            secret_trigger(&patch, false).is_some(),
+            "edits are re-merged"
+        );
+        let plain = meta(&[], None);
+        assert_eq!(secret_trigger(&plain, true), None, "IT-11");
+        assert_eq!(secret_trigger(&plain, false), None);
+        let foreign = meta(&[], Some(("Deployment", "d")));
+        assert_eq!(secret_trigger(&foreign, true), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(40), Duration::from_secs(300));
+    }
+}
