@@ -10,12 +10,22 @@
 #   KSEAL_E2E_KEEP_CLUSTER=1 to leave it running for debugging.
 # - With KSEAL_E2E_KUBECONFIG=/path/to/kubeconfig: run the tests against that
 #   cluster (kind, k3d, ...); nothing is started or stopped.
+# - First builds the binaries the tests spawn (kseal-controller, kseal), with
+#   --locked if that is among the arguments.
 # - KSEAL_E2E_RUNNER=nextest|cargo picks the runner; default: cargo-nextest if
 #   installed (one process per test), else `cargo test`.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cluster=$here/control-plane/cluster.sh
+
+# The tests spawn these binaries (found next to the test executables, or through
+# KSEAL_CONTROLLER_BIN): build them first, with --locked when the runner gets it.
+build_args=()
+for arg in "$@"; do
+  if [[ $arg == --locked ]]; then build_args+=(--locked); fi
+done
+(cd "$here" && cargo build ${build_args[@]+"${build_args[@]}"} -p kseal-controller -p kseal --bins)
 
 if [[ -z ${KSEAL_E2E_KUBECONFIG:-} ]]; then
   teardown() {

@@ -116,10 +116,13 @@ impl Failure {
         }
     }
 
-    /// Whether retrying can help without a change to an object (Bitnami does not retry the
-    /// immutable error; an unmanaged Secret or a missing key can be fixed by someone else).
+    /// Whether to retry with backoff. Only a failed unseal is retried (a key may arrive; a new
+    /// key also triggers a pass at once). The immutable error is final (Bitnami). An unmanaged
+    /// Secret is not retried either: a later retry would create the Secret as soon as someone
+    /// deleted the unmanaged one (Bitnami's IT-11 wants it left absent); a `managed`
+    /// annotation added to it triggers a pass through the Secret watch.
     pub fn retry(self) -> bool {
-        !matches!(self, Failure::Immutable)
+        matches!(self, Failure::Unseal)
     }
 }
 

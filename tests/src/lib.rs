@@ -15,6 +15,10 @@
 //!   the RBAC rules a test asks for, and hand back an [`Identity`]: a kubeconfig
 //!   *file* (to pass to a spawned controller as `--kubeconfig`) and clients, so tests
 //!   exercise RBAC instead of running everything as cluster-admin.
+//! - [`Controller`] runs `kseal-controller` for one test under the least-privilege RBAC of
+//!   `controller/deploy/rbac.yaml`, watching only the namespaces the test names; the
+//!   [`controller`] module also holds the unseal scenarios' fixtures (the base Secret sealed
+//!   with the cluster's newest certificate, Events, the Synced condition, Bitnami's timings).
 //!
 //! Tearing the local control plane down at the end of a run is the job of
 //! `tests/run-e2e.sh` (a test process cannot know it is the last one).
@@ -40,11 +44,13 @@
 //! ```
 
 mod cluster;
+pub mod controller;
 mod identity;
 mod namespace;
 mod wait;
 
 pub use cluster::{Cluster, ClusterKind, LocalState};
+pub use controller::{Controller, ControllerBuilder};
 pub use identity::{Identity, Permissions};
 pub use namespace::TestNamespace;
 pub use wait::{api_error_code, eventually, is_api_error};

@@ -175,6 +175,11 @@ fn r03_an_unmanaged_secret_is_left_alone() {
         "Resource \"mysecret\" already exists and is not managed by SealedSecret"
     );
     assert_eq!(Failure::Unmanaged.metric_reason(), "unmanaged");
+    assert!(
+        !Failure::Unmanaged.retry(),
+        "IT-11: no retry that would create the Secret once the unmanaged one is deleted"
+    );
+    assert!(Failure::Unseal.retry());
     let c = &p.status.unwrap().conditions.unwrap()[0];
     assert_eq!(
         (c.status.as_str(), c.reason.as_deref()),
