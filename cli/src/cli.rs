@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kseal_crypto::Scope;
 
+use crate::cluster::ClusterArgs;
+
 const ABOUT: &str =
     "Seal Kubernetes Secrets so they can live in git; wire-compatible with Bitnami sealed-secrets";
 
@@ -47,8 +49,132 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Show a sealing certificate's fingerprint, subject, expiry and key size
     Cert(CertArgs),
+    /// Check SealedSecret files against the cluster: can its controller decrypt every item?
+    Validate(ValidateArgs),
+    /// Re-seal SealedSecret files with the cluster's newest key, in place
+    Reencrypt(ReencryptArgs),
+    /// The controller's keys: list, backup, restore, renew
+    Keys(KeysArgs),
+    /// Renew the cluster's key, then re-encrypt files with it (key rotation in one step)
+    Rotate(RotateArgs),
+    /// Print the controller's manifests, or install them (--apply)
+    Install(InstallArgs),
     /// Print shell completions
     Completion(CompletionArgs),
+}
+
+/// How reports are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ReportFormat {
+    /// One line per object
+    #[default]
+    Text,
+    /// One JSON document
+    Json,
+}
+
+/// `kseal validate`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each SealedSecret is sent to the controller's /v1/verify through the API server's service proxy
+(nothing is decrypted outside the cluster, nothing is written). Directories are searched
+recursively for .yaml, .yml and .json files; other documents are ignored.
+Exit code 1 when any SealedSecret fails, naming its items.")]
+pub struct ValidateArgs {
+    /// Files or directories
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// Report format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: ReportFormat,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kseal reencrypt`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The controller re-seals each SealedSecret with its newest key (/v1/rotate through the service
+proxy); only the encryptedData values (and kseal's sealed-with annotation) change in the files:
+comments, key order and formatting stay. Each file is replaced atomically, or left as it was.
+Exit code 1 when any file failed.")]
+pub struct ReencryptArgs {
+    /// Files or directories (searched recursively)
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// Report what would change without writing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kseal keys`
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kseal keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the key Secrets: fingerprint, state, age, expiry, which one seals
+    List {
+        /// Report format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+        output: ReportFormat,
+    },
+    /// Write every key Secret to FILE (mode 0600) as a List that `kseal unseal --key`,
+    /// `kseal keys restore` and `kubectl apply -f` accept
+    Backup {
+        /// Where to write
+        #[arg(short = 'w', long = "output-file", value_name = "FILE")]
+        output_file: PathBuf,
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create the key Secrets of a backup that are missing (never overwrites)
+    Restore {
+        /// A backup file (`kseal keys backup`, or kubectl's List of key Secrets)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Ask the controller for a new sealing key and wait until it is published
+    Renew {
+        /// Seconds to wait for the new key
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
+        /// Return once the request is written
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+/// `kseal rotate`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Key rotation in one step: `kseal keys renew`, then `kseal reencrypt` of the given files with the
+new key. Old keys stay in the cluster (SealedSecrets not in these files keep opening).")]
+pub struct RotateArgs {
+    /// Files or directories to re-encrypt
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// Seconds to wait for the new key
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Output formats of documents.
@@ -145,6 +271,10 @@ pub struct SealArgs {
     /// Seal the input and merge its items into this SealedSecret file, in place
     #[arg(long, value_name = "FILE", conflicts_with = "output_file")]
     pub merge_into: Option<PathBuf>,
+
+    /// Without --cert: where the cluster's certificate comes from
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// `kseal unseal`
@@ -248,6 +378,10 @@ pub struct CertArgs {
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
     pub output: Option<CertFormat>,
+
+    /// Without --cert: fetch the cluster's certificate
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// `kseal cert -o`
@@ -257,6 +391,73 @@ pub enum CertFormat {
     Text,
     /// One JSON object
     Json,
+}
+
+/// `kseal install`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints the controller's manifests (CRD, ServiceAccount, least-privilege RBAC, Services, Deployment,
+PodDisruptionBudget) as YAML, or applies them with --apply: server-side apply as field manager
+\"kseal\", forced, so it upgrades a Bitnami install of the same name in place (its key Secrets are
+never touched). Cluster-wide objects keep Bitnami's names for the default name and are prefixed
+with <name>- otherwise. No controller image is published: build and push one, and pass --image.")]
+pub struct InstallArgs {
+    /// The controller's namespace
+    #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = crate::cluster::DEFAULT_CONTROLLER_NAMESPACE)]
+    pub namespace: String,
+
+    /// The controller's name (Deployment, Service, ServiceAccount, Lease)
+    #[arg(long, value_name = "NAME", default_value = crate::cluster::DEFAULT_CONTROLLER_NAME)]
+    pub name: String,
+
+    /// Controller image [default: ghcr.io/kseal/kseal-controller:v<kseal version>]
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// Replicas of the Deployment (leader-elected)
+    #[arg(long, value_name = "N", default_value_t = crate::install::DEFAULT_REPLICAS)]
+    pub replicas: u32,
+
+    /// Output format of the manifests [default: yaml]
+    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
+    pub output: Option<crate::install::InstallFormat>,
+
+    /// Apply the manifests to the cluster instead of printing them
+    #[arg(long)]
+    pub apply: bool,
+
+    /// With --apply: wait until the Deployment is available
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: how long to wait (seconds, or 90s, 5m, 1m30s) [default: 300s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Validate everything on the API server without persisting it
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub dry_run: Option<crate::install::DryRun>,
+
+    /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or in-cluster]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use [default: the current context]
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl InstallArgs {
+    /// The cluster to apply to, as the other commands name it.
+    pub fn cluster(&self) -> ClusterArgs {
+        ClusterArgs {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            controller_name: self.name.clone(),
+            controller_namespace: self.namespace.clone(),
+            cert_configmap: None,
+        }
+    }
 }
 
 /// `kseal completion`

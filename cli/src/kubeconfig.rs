@@ -38,14 +38,17 @@ fn files(explicit: Option<&str>) -> Vec<PathBuf> {
     }
 }
 
-/// The namespace of the current context, if any file sets one.
-pub fn current_namespace(explicit: Option<&str>) -> Option<String> {
+/// The namespace of `context` (default: the current context), if any file sets one.
+pub fn context_namespace(explicit: Option<&str>, context: Option<&str>) -> Option<String> {
     let configs: Vec<Config> = files(explicit)
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .filter_map(|t| serde_yaml::from_str(&t).ok())
         .collect();
-    let current = configs.iter().find_map(|c| c.current_context.clone())?;
+    let current = match context {
+        Some(c) => c.to_string(),
+        None => configs.iter().find_map(|c| c.current_context.clone())?,
+    };
     configs
         .iter()
         .flat_map(|c| c.contexts.iter())

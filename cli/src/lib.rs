@@ -5,9 +5,12 @@
 //! as one line (`kseal: error: <cause chain>`) with a documented exit code.
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
+pub mod install;
 mod io;
 mod kubeconfig;
+mod kubeseal;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -27,6 +30,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // Invoked as `kubeseal` (a symlink or copy): kubeseal's flags, messages and exit codes.
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if kubeseal::invoked_as_kubeseal(args.first()) {
+        return kubeseal::main(args);
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -48,6 +48,11 @@ pub const PLURAL: &str = "sealedsecrets";
 pub const ANNOTATION_PREFIX: &str = "sealedsecrets.bitnami.com/";
 /// On an existing Secret: the SealedSecret may take it over.
 pub const ANNOTATION_MANAGED: &str = "sealedsecrets.bitnami.com/managed";
+/// Set on the controller's certificate ConfigMap to ask it for a new key (kseal; any new value,
+/// by convention the current time).
+pub const ANNOTATION_RENEW_REQUESTED: &str = "sealedsecrets.kseal.dev/renew-requested-at";
+/// The last renewal request the controller honoured (kseal).
+pub const ANNOTATION_RENEW_HANDLED: &str = "sealedsecrets.kseal.dev/renew-handled-at";
 /// On an existing Secret: merge into it instead of replacing it.
 pub const ANNOTATION_PATCH: &str = "sealedsecrets.bitnami.com/patch";
 /// On the template: do not set an ownerReference on the Secret.

@@ -60,6 +60,29 @@ pub enum Error {
     /// A scope name that is not one of the three.
     #[error("must be one of: strict, namespace-wide, cluster-wide")]
     InvalidScope,
+    /// An age value opened, but the scope label sealed inside it is not the label of where the
+    /// item sits now: it was renamed, moved to another namespace, copied from another
+    /// SealedSecret, or its scope changed. The age counterpart of a failed RSA-OAEP label check;
+    /// neither label is quoted.
+    #[error("sealed for another name, namespace or scope")]
+    LabelMismatch,
+    /// An ASCII-armored age file (`-----BEGIN AGE ENCRYPTED FILE-----`) where a binary one belongs.
+    #[error("armored age input is not accepted: a sealed value is a binary age file (base64 in the SealedSecret)")]
+    ArmoredAge,
+    /// An age blob whose structure is wrong: a header age cannot parse, or a payload that is not
+    /// `kseal-age/v1`. The reason is a fixed text.
+    #[error("malformed age blob: {0}")]
+    MalformedAge(&'static str),
+    /// Sealing in the age format was asked for with no recipient.
+    #[error("no age recipient given")]
+    NoAgeRecipients,
+    /// Text that is not an age recipient kseal supports (the text itself is not quoted: it may be
+    /// a secret key pasted by mistake).
+    #[error("invalid age recipient: {0}")]
+    InvalidAgeRecipient(String),
+    /// An age identity or identity file that cannot be read (the reason never quotes key bytes).
+    #[error("invalid age identity: {0}")]
+    InvalidAgeIdentity(String),
 }
 
 /// The first bytes of an unrecognised blob, printed as hex. Ciphertext, so safe to show.

@@ -1,6 +1,12 @@
 //! Key fingerprints: `SHA256:` + unpadded base64 of SHA-256 over the SSH wire encoding of the RSA
 //! public key, exactly what Go's `ssh.FingerprintSHA256` and `ssh-keygen -lf` print. Bitnami uses it
 //! as the key registry's map key; kseal also shows it to users and records it as a sealing hint.
+//!
+//! An age recipient (see [`crate::age`]) gets a fingerprint of the same shape: `SHA256:` + unpadded
+//! base64 of SHA-256 over its canonical text, the lower-case `age1…` string. It can be reproduced
+//! with `printf %s age1… | openssl dgst -sha256 -binary | base64 | tr -d =`. The two preimages
+//! cannot be confused (an RSA one starts with the bytes `00 00 00 07 ssh-rsa`, an age one with
+//! `age1`), so one [`Fingerprint`] type names keys of both formats in hints, reports and key sets.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,7 +15,8 @@ use aws_lc_rs::digest;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
 
-/// An SSH SHA256 fingerprint of an RSA public key, e.g. `SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU`.
+/// An SSH SHA256 fingerprint of an RSA public key, e.g. `SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU`,
+/// or the fingerprint of an age recipient (see the module docs).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(String);
 
@@ -21,6 +28,12 @@ impl Fingerprint {
         put_mpint(&mut wire, exponent);
         put_mpint(&mut wire, modulus);
         let d = digest::digest(&digest::SHA256, &wire);
+        Fingerprint(format!("SHA256:{}", STANDARD_NO_PAD.encode(d.as_ref())))
+    }
+
+    /// Computes the fingerprint of an age recipient from its canonical (lower-case) `age1…` text.
+    pub(crate) fn of_age_recipient(canonical: &str) -> Self {
+        let d = digest::digest(&digest::SHA256, canonical.as_bytes());
         Fingerprint(format!("SHA256:{}", STANDARD_NO_PAD.encode(d.as_ref())))
     }
 

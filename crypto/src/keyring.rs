@@ -2,15 +2,22 @@
 
 use std::sync::Arc;
 
+use crate::age::{self, AgeIdentity};
 use crate::envelope::Format;
 use crate::hybrid;
 use crate::keys::PrivateKey;
 use crate::{Error, Fingerprint, SecretBytes};
 
-/// Private keys, in the order they were added, without duplicates (same fingerprint).
+/// Private keys, in the order they were added, without duplicates (same fingerprint): RSA keys
+/// for the Bitnami format and age identities for the age format, kept apart. [`Keyring::open`]
+/// picks the set by the blob's [`Format`].
+///
+/// [`Keyring::len`], [`Keyring::is_empty`], [`Keyring::iter`] and [`Keyring::get`] are about the
+/// RSA keys (as before age existed); the `age_*` accessors are about the age identities.
 #[derive(Debug, Default, Clone)]
 pub struct Keyring {
     keys: Vec<Arc<PrivateKey>>,
+    age: Vec<Arc<AgeIdentity>>,
 }
 
 impl Keyring {
@@ -49,13 +56,48 @@ impl Keyring {
         self.keys.len()
     }
 
-    /// True without keys.
+    /// True without RSA keys.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
-    /// Opens a sealed value under `label`, trying every key (Bitnami's behaviour: no key id is
-    /// stored in the blob).
+    /// Adds an age identity; returns false (and keeps the first) when one with the same
+    /// fingerprint is already present.
+    pub fn insert_age_identity(&mut self, identity: AgeIdentity) -> bool {
+        self.insert_age_identity_arc(Arc::new(identity))
+    }
+
+    /// Adds a shared age identity; see [`Keyring::insert_age_identity`].
+    pub fn insert_age_identity_arc(&mut self, identity: Arc<AgeIdentity>) -> bool {
+        if self.get_age_identity(identity.fingerprint()).is_some() {
+            return false;
+        }
+        self.age.push(identity);
+        true
+    }
+
+    /// The age identity whose recipient has this fingerprint.
+    pub fn get_age_identity(&self, fingerprint: &Fingerprint) -> Option<&Arc<AgeIdentity>> {
+        self.age.iter().find(|i| i.fingerprint() == fingerprint)
+    }
+
+    /// All age identities, in insertion order.
+    pub fn age_identities(&self) -> impl Iterator<Item = &Arc<AgeIdentity>> {
+        self.age.iter()
+    }
+
+    /// Number of age identities.
+    pub fn age_len(&self) -> usize {
+        self.age.len()
+    }
+
+    /// True when the keyring holds a key of either format with this fingerprint.
+    pub fn contains(&self, fingerprint: &Fingerprint) -> bool {
+        self.get(fingerprint).is_some() || self.get_age_identity(fingerprint).is_some()
+    }
+
+    /// Opens a sealed value of either format under `label`, trying every key of that format
+    /// (Bitnami's behaviour: no key id is stored in the blob).
     pub fn open(&self, label: &[u8], blob: &[u8]) -> Result<SecretBytes, Error> {
         self.open_with_hint(&[], label, blob).map(|(p, _)| p)
     }
@@ -66,6 +108,11 @@ impl Keyring {
     ///
     /// A hint comes from an annotation anyone can edit, so it only chooses the order: a wrong or
     /// stale hint costs extra private operations, never a failure.
+    ///
+    /// [`Format::Age`] blobs are opened with the age identities, ordered the same way by the
+    /// recipient fingerprints in `hint` ([`Keyring::ordered_age`]); the fingerprint returned is
+    /// then [`AgeIdentity::fingerprint`]. Errors are those of [`crate::age::open_age`], notably
+    /// [`Error::LabelMismatch`] for a value sealed under another label.
     pub fn open_with_hint(
         &self,
         hint: &[Fingerprint],
@@ -82,6 +129,10 @@ impl Keyring {
                 }
                 Err(Error::NoKeyCouldDecrypt)
             }
+            Format::Age => {
+                let ids = self.ordered_age(hint).map(|i| &**i);
+                age::open_identifying(ids, label, blob).map(|(p, id)| (p, id.fingerprint().clone()))
+            }
         }
     }
 
@@ -93,6 +144,15 @@ impl Keyring {
             .keys
             .iter()
             .partition(|k| hint.contains(k.fingerprint()));
+        first.into_iter().chain(rest)
+    }
+
+    /// Every age identity once, hinted ones first; see [`Keyring::ordered`].
+    pub fn ordered_age(&self, hint: &[Fingerprint]) -> impl Iterator<Item = &Arc<AgeIdentity>> {
+        let (first, rest): (Vec<_>, Vec<_>) = self
+            .age
+            .iter()
+            .partition(|i| hint.contains(i.fingerprint()));
         first.into_iter().chain(rest)
     }
 }

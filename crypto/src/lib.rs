@@ -10,7 +10,10 @@
 //!   SHA256 fingerprint Bitnami uses as key id;
 //! - [`keygen`]: key pairs and certificates with the controller's profile;
 //! - [`keyfile`]: key Secrets and `kubectl get secret -o yaml` Lists of them;
-//! - [`Format`]: which format a blob is in, from its first bytes.
+//! - [`Format`]: which format a blob is in, from its first bytes;
+//! - [`seal_age`] / [`Keyring::open`]: the second format, a binary age file to X25519 recipients
+//!   whose payload binds the value to its scope label ([`age`], which documents the envelope and
+//!   why it is safe); [`AgeRecipient`], [`AgeIdentity`].
 //!
 //! Boundaries: no Kubernetes client, no async runtime, no CLI parsing. Everything here is
 //! synchronous and deterministic given its inputs (randomness is injected where the underlying
@@ -32,9 +35,12 @@
 //! # Secret hygiene
 //!
 //! Plaintexts come back as [`SecretBytes`] (zeroized on drop, `Debug` redacted). Private keys
-//! live inside aws-lc; every copy made for encoding is `Zeroizing`. No `Debug` or `Display` in
-//! this crate prints key material or plaintext, and error messages never quote either.
+//! live inside aws-lc; every copy made for encoding is `Zeroizing`. Age identities live in
+//! `x25519_dalek::StaticSecret` (wiped on drop); see [`age`] for the `age` crate's limits. No
+//! `Debug` or `Display` in this crate prints key material or plaintext, and error messages never
+//! quote either.
 
+pub mod age;
 pub mod cert;
 pub mod envelope;
 mod error;
@@ -49,6 +55,7 @@ pub mod record;
 pub mod scope;
 mod secret;
 
+pub use crate::age::{open_age, seal_age, AgeIdentity, AgeKeyType, AgeRecipient};
 pub use cert::Certificate;
 pub use envelope::Format;
 pub use error::{Error, HexPrefix};

@@ -59,6 +59,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::identity::{Identity, Permissions};
 use crate::namespace::TestNamespace;
+use crate::netns::{rewrite_kubeconfig, NetnsPlacement, CONTROLLER_PORT, METRICS_PORT};
 
 /// Bitnami's `Eventually` timeout in its integration tests.
 pub const EVENTUALLY: Duration = Duration::from_secs(15);
@@ -286,6 +287,7 @@ pub struct ControllerBuilder {
     flags: Vec<(String, Option<String>)>,
     env: Vec<(String, String)>,
     wait_for_key: bool,
+    netns: Option<NetnsPlacement>,
 }
 
 impl ControllerBuilder {
@@ -333,6 +335,15 @@ impl ControllerBuilder {
         self
     }
 
+    /// Run inside a network namespace (`ip netns exec`), listening on
+    /// `placement.listen_ip:8080` (metrics `:8081`), with a copy of the identity's kubeconfig
+    /// that names `placement.server` and `placement.tls_server_name`. See [`crate::netns`]
+    /// ([`crate::netns::ProxiedController`] sets it all up).
+    pub fn in_netns(mut self, placement: NetnsPlacement) -> Self {
+        self.netns = Some(placement);
+        self
+    }
+
     fn set_flag(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_owned);
         match self.flags.iter_mut().find(|(n, _)| n == name) {
@@ -368,9 +379,25 @@ impl ControllerBuilder {
             );
         }
 
+        let kubeconfig = match &self.netns {
+            // Next to the identity's own file: same private directory, same lifetime.
+            Some(p) => {
+                let path = identity
+                    .kubeconfig_path()
+                    .with_file_name("kubeconfig-netns");
+                rewrite_kubeconfig(
+                    identity.kubeconfig_path(),
+                    &path,
+                    &p.server,
+                    &p.tls_server_name,
+                )?;
+                path
+            }
+            None => identity.kubeconfig_path().to_owned(),
+        };
         let mut args: Vec<String> = vec![
             "--kubeconfig".into(),
-            identity.kubeconfig_path().display().to_string(),
+            kubeconfig.display().to_string(),
             "--namespace".into(),
             namespace.name().to_owned(),
         ];
@@ -409,6 +436,7 @@ impl ControllerBuilder {
             args,
             env: self.env,
             wait_for_key: self.wait_for_key,
+            netns: self.netns,
             child: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -432,6 +460,7 @@ pub struct Controller {
     args: Vec<String>,
     env: Vec<(String, String)>,
     wait_for_key: bool,
+    netns: Option<NetnsPlacement>,
     child: Option<Child>,
     http_addr: SocketAddr,
     metrics_addr: SocketAddr,
@@ -449,6 +478,7 @@ impl std::fmt::Debug for Controller {
             .field("pid", &self.pid())
             .field("http_addr", &self.http_addr)
             .field("metrics_addr", &self.metrics_addr)
+            .field("netns", &self.netns.as_ref().map(|p| &p.netns))
             .field("args", &self.args)
             .finish_non_exhaustive()
     }
@@ -465,12 +495,18 @@ impl Controller {
             flags: Vec::new(),
             env: Vec::new(),
             wait_for_key: true,
+            netns: None,
         }
     }
 
     /// The controller's own namespace.
     pub fn namespace(&self) -> &str {
         self.namespace.as_ref().map_or("", |n| n.name())
+    }
+
+    /// The controller's own namespace, e.g. to create identities in it.
+    pub fn test_namespace(&self) -> Option<&TestNamespace> {
+        self.namespace.as_ref()
     }
 
     /// An admin client (of the controller namespace's runtime).
@@ -497,7 +533,8 @@ impl Controller {
         &self.args
     }
 
-    /// `http://127.0.0.1:PORT` of the main server.
+    /// `http://127.0.0.1:PORT` of the main server (`http://<inner addr>:8080` in a network
+    /// namespace).
     pub fn http_url(&self) -> String {
         format!("http://{}", self.http_addr)
     }
@@ -618,8 +655,17 @@ impl Controller {
 
     fn spawn(&mut self) -> Result<()> {
         self.starts += 1;
-        self.http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        self.metrics_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        match &self.netns {
+            // The namespace is the controller's alone: fixed ports, reachable from the host.
+            Some(p) => {
+                self.http_addr = SocketAddr::new(p.listen_ip, CONTROLLER_PORT);
+                self.metrics_addr = SocketAddr::new(p.listen_ip, METRICS_PORT);
+            }
+            None => {
+                self.http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+                self.metrics_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            }
+        }
         let open = |p: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -633,7 +679,15 @@ impl Controller {
             stdout.write_all(marker.as_bytes())?;
             stderr.write_all(marker.as_bytes())?;
         }
-        let mut command = Command::new(&self.binary);
+        // `ip netns exec` execs the binary in place: the child's PID is the controller's.
+        let mut command = match &self.netns {
+            Some(p) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &p.netns]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         command
             .args(&self.args)
             .arg(format!("--listen-addr={}", self.http_addr))

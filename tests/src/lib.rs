@@ -19,6 +19,9 @@
 //!   `controller/deploy/rbac.yaml`, watching only the namespaces the test names; the
 //!   [`controller`] module also holds the unseal scenarios' fixtures (the base Secret sealed
 //!   with the cluster's newest certificate, Events, the Synced condition, Bitnami's timings).
+//! - [`ProxiedController`] runs it inside a network namespace ([`NetNs`]) behind a Service, so
+//!   that the API server's service proxy reaches it, as kubeseal and `kseal` do
+//!   ([`netns`] module).
 //!
 //! Tearing the local control plane down at the end of a run is the job of
 //! `tests/run-e2e.sh` (a test process cannot know it is the last one).
@@ -43,16 +46,19 @@
 //! }
 //! ```
 
+pub mod bins;
 mod cluster;
 pub mod controller;
 mod identity;
 mod namespace;
+pub mod netns;
 mod wait;
 
 pub use cluster::{Cluster, ClusterKind, LocalState};
 pub use controller::{Controller, ControllerBuilder};
 pub use identity::{Identity, Permissions};
 pub use namespace::TestNamespace;
+pub use netns::{NetNs, ProxiedController};
 pub use wait::{api_error_code, eventually, is_api_error};
 
 /// Re-exported so tests can build PolicyRules etc. without naming versions twice.

@@ -2,22 +2,18 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use kseal_crypto::Certificate;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{CertArgs, CertFormat};
-use crate::io::read_cert_source;
 
 pub fn run(args: CertArgs) -> Result<ExitCode> {
-    let Some(src) = args.cert.as_deref().filter(|s| !s.is_empty()) else {
-        bail!("no certificate: pass --cert FILE|URL or set KSEAL_CERT");
-    };
-    let bytes = read_cert_source(src)?;
-    let cert =
-        Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {src}"))?;
+    let bytes = crate::cluster::certificate_pem(args.cert.as_deref(), &args.cluster)?;
+    let cert = Certificate::from_pem(&bytes).context("cannot use the certificate")?;
     let out = if args.pem {
-        cert.to_pem()
+        // As it came (kubeseal --fetch-cert copies the bytes unchanged).
+        String::from_utf8_lossy(&bytes).into_owned()
     } else if args.fingerprint {
         format!("{}\n", cert.fingerprint())
     } else {

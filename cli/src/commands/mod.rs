@@ -2,11 +2,16 @@
 
 pub mod cert;
 pub mod completion;
+pub mod files;
+pub mod install;
 pub mod keygen;
+pub mod keys;
+pub mod reencrypt;
 pub mod seal;
 pub mod unseal;
+pub mod validate;
 
-mod docs;
+pub(crate) mod docs;
 
 use std::process::ExitCode;
 
@@ -19,6 +24,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unseal(a) => unseal::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Cert(a) => cert::run(a),
+        Command::Validate(a) => validate::run(a),
+        Command::Reencrypt(a) => reencrypt::run(a),
+        Command::Keys(a) => keys::run(a),
+        Command::Rotate(a) => keys::rotate(a),
+        Command::Install(a) => install::run(a),
         Command::Completion(a) => completion::run(a),
     }
 }

@@ -13,31 +13,37 @@ use serde_json::Value;
 
 use super::docs::{self, Doc};
 use crate::cli::{Format, SealArgs};
-use crate::io::{read_cert_source, read_input, Output};
-use crate::kubeconfig;
+use crate::cluster::{certificate_pem, default_namespace, ClusterArgs};
+use crate::io::{read_input, Output};
 
 const TTY_HINT: &str = "(tty detected: expecting json/yaml k8s resource in stdin)";
 const TTY_HINT_RAW: &str = "(tty detected: expecting a secret to encrypt in stdin)";
 
-/// Loads the sealing certificate named by `--cert` and refuses an expired one.
-pub fn load_certificate(src: Option<&str>) -> Result<Certificate> {
-    let Some(src) = src.filter(|s| !s.is_empty()) else {
-        bail!("no sealing certificate: pass --cert FILE|URL or set KSEAL_CERT");
-    };
-    let bytes = read_cert_source(src)?;
+/// Loads the sealing certificate (`--cert`, else the cluster's) and refuses an expired one.
+pub fn load_certificate(src: Option<&str>, cluster: &ClusterArgs) -> Result<Certificate> {
+    let bytes = certificate_pem(src, cluster)?;
+    let what = src
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            format!(
+                "of controller {}/{}",
+                cluster.controller_namespace, cluster.controller_name
+            )
+        });
     let cert =
-        Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {src}"))?;
+        Certificate::from_pem(&bytes).with_context(|| format!("cannot use certificate {what}"))?;
     cert.check_not_expired(time::OffsetDateTime::now_utc())?;
     Ok(cert)
 }
 
 pub fn run(args: SealArgs) -> Result<ExitCode> {
-    let cert = load_certificate(args.cert.as_deref())?;
+    let cert = load_certificate(args.cert.as_deref(), &args.cluster)?;
     if args.raw {
         return run_raw(&args, &cert);
     }
     let input = read_input(args.file.as_deref(), TTY_HINT)?;
-    let default_ns = kubeconfig::current_namespace(None).unwrap_or_else(|| "default".into());
+    let default_ns = default_namespace(&args.cluster);
     let docs = docs::parse_stream(&input.bytes, &input.name)?;
     if docs.is_empty() {
         bail!("no secrets found. Ensure the input is valid and UTF-8 encoded");
@@ -140,8 +146,7 @@ fn run_raw(args: &SealArgs, cert: &Certificate) -> Result<ExitCode> {
         _ => args
             .namespace
             .clone()
-            .or_else(|| kubeconfig::current_namespace(None))
-            .unwrap_or_else(|| "default".into()),
+            .unwrap_or_else(|| default_namespace(&args.cluster)),
     };
     if scope != Scope::ClusterWide && namespace.is_empty() {
         bail!("must provide the --namespace flag with --raw and --scope {scope}");

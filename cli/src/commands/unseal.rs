@@ -74,7 +74,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
 
 /// A Secret printed as Go prints `v1.Secret`: kind, apiVersion, metadata (Go order), immutable,
 /// data, type.
-struct SecretOut(k8s_openapi::api::core::v1::Secret);
+pub(crate) struct SecretOut(pub(crate) k8s_openapi::api::core::v1::Secret);
 
 impl serde::Serialize for SecretOut {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -1,0 +1,395 @@
+//! Talking to a cluster and to its controller, as kubectl and kubeseal do.
+//!
+//! - Kubeconfig: `--kubeconfig`, else `$KUBECONFIG` (colon-separated, merged), else
+//!   `~/.kube/config`, else the in-cluster service account; `--context` picks a context; exec
+//!   and OIDC auth plugins work (kube-rs).
+//! - The controller: its Service `--controller-name` in `--controller-namespace` (kubeseal's
+//!   defaults `sealed-secrets-controller` / `kube-system`), reached through the API server's
+//!   service proxy (`/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy/...`, the port
+//!   name being the Service's first port, as kubeseal does), so it also works against Bitnami's
+//!   controller.
+//! - The certificate: first the ConfigMap kseal's controller publishes (readable by every
+//!   authenticated user, no proxy needed), then `/v1/cert.pem` through the proxy.
+//!
+//! The CLI is synchronous; each call runs on a small current-thread runtime.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::Api;
+use kube::client::Body;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+
+/// Default controller Service name (kubeseal's).
+pub const DEFAULT_CONTROLLER_NAME: &str = "sealed-secrets-controller";
+/// Default controller namespace (kubeseal's).
+pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "kube-system";
+/// The ConfigMap the controller publishes its certificate in, by default.
+pub const DEFAULT_CERT_CONFIGMAP: &str = "sealed-secrets-cert";
+
+/// Where the cluster and its controller are.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or in-cluster]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use [default: the current context]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub context: Option<String>,
+
+    /// Name of the controller's Service
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALED_SECRETS_CONTROLLER_NAME",
+        default_value = DEFAULT_CONTROLLER_NAME,
+        global = true
+    )]
+    pub controller_name: String,
+
+    /// Namespace of the controller
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
+        default_value = DEFAULT_CONTROLLER_NAMESPACE,
+        global = true
+    )]
+    pub controller_namespace: String,
+
+    /// ConfigMap holding the published certificate [default: sealed-secrets-cert, or
+    /// <controller-name>-cert for another controller name]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub cert_configmap: Option<String>,
+}
+
+impl Default for ClusterArgs {
+    fn default() -> Self {
+        ClusterArgs {
+            kubeconfig: None,
+            context: None,
+            controller_name: DEFAULT_CONTROLLER_NAME.to_string(),
+            controller_namespace: DEFAULT_CONTROLLER_NAMESPACE.to_string(),
+            cert_configmap: None,
+        }
+    }
+}
+
+impl ClusterArgs {
+    /// The certificate ConfigMap's name.
+    pub fn cert_configmap(&self) -> String {
+        match &self.cert_configmap {
+            Some(n) => n.clone(),
+            None if self.controller_name == DEFAULT_CONTROLLER_NAME => {
+                DEFAULT_CERT_CONFIGMAP.to_string()
+            }
+            None => format!("{}-cert", self.controller_name),
+        }
+    }
+}
+
+/// The sealing certificate PEM: `--cert` (file or URL) when given, else from the cluster (the
+/// published ConfigMap, then the controller's `/v1/cert.pem` through the service proxy).
+pub fn certificate_pem(cert: Option<&str>, cluster: &ClusterArgs) -> Result<Vec<u8>> {
+    if let Some(src) = cert.filter(|s| !s.is_empty()) {
+        return crate::io::read_cert_source(src);
+    }
+    block_on(async {
+        let controller = Controller::connect(cluster).await?;
+        controller.certificate().await
+    })?
+    .context("cannot get the cluster's certificate (pass --cert FILE|URL to work offline)")
+}
+
+/// The namespace for objects without one: the context's (kubectl's rule), else "default".
+pub fn default_namespace(cluster: &ClusterArgs) -> String {
+    let explicit = cluster.kubeconfig.as_ref().map(|p| p.display().to_string());
+    crate::kubeconfig::context_namespace(explicit.as_deref(), cluster.context.as_deref())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(rt.block_on(f))
+}
+
+/// A client for the cluster the arguments name.
+pub async fn client(args: &ClusterArgs) -> Result<Client> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+        }
+        None => match kube::Config::from_kubeconfig(&options).await {
+            Ok(c) => c,
+            Err(kerr) => match kube::Config::incluster() {
+                Ok(c) if args.context.is_none() => c,
+                _ => {
+                    return Err(anyhow!(kerr)
+                        .context("no usable kubeconfig (set KUBECONFIG or pass --kubeconfig)"))
+                }
+            },
+        },
+    };
+    let mut config = config;
+    // Fail fast and say why: kube's default client retries 429/503/504 for minutes (a missing
+    // controller would hang `kseal cert`); the controller's 429 is handled in `post`.
+    config.default_retry = false;
+    Client::try_from(config).context("cannot build the Kubernetes client")
+}
+
+/// A response of the controller through the service proxy.
+#[derive(Debug)]
+pub struct ProxyResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+    /// `Retry-After`, in seconds, when present.
+    pub retry_after: Option<u64>,
+}
+
+/// The controller of one cluster.
+#[derive(Clone)]
+pub struct Controller {
+    client: Client,
+    args: ClusterArgs,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("name", &self.args.controller_name)
+            .field("namespace", &self.args.controller_namespace)
+            .finish()
+    }
+}
+
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// One line on what failed to reach the API server, with what to do.
+pub fn explain(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let msg = if s.message.is_empty() {
+                format!("HTTP {}", s.code)
+            } else {
+                s.message.clone()
+            };
+            match s.code {
+                401 => format!("{msg} (the kubeconfig's credentials were refused)"),
+                403 => format!("{msg} (RBAC: ask for the permission)"),
+                _ => msg,
+            }
+        }
+        _ => format!("{e} (is the cluster reachable? check --kubeconfig and --context)"),
+    }
+}
+
+impl Controller {
+    /// Connects (reads the kubeconfig; no request yet).
+    pub async fn connect(args: &ClusterArgs) -> Result<Self> {
+        Ok(Controller {
+            client: client(args).await?,
+            args: args.clone(),
+        })
+    }
+
+    /// A controller reached through `client`.
+    pub fn with_client(client: Client, args: &ClusterArgs) -> Self {
+        Controller {
+            client,
+            args: args.clone(),
+        }
+    }
+
+    /// The API client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The arguments it was made from.
+    pub fn args(&self) -> &ClusterArgs {
+        &self.args
+    }
+
+    /// The controller's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.args.controller_namespace
+    }
+
+    /// The published certificate, or `None` when there is no readable ConfigMap (a Bitnami
+    /// controller, or no RBAC to read it).
+    pub async fn published_certificate(&self) -> Result<Option<String>> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.namespace());
+        match api.get_opt(&self.args.cert_configmap()).await {
+            Ok(Some(cm)) => Ok(cm
+                .data
+                .and_then(|mut d| d.remove("cert.pem"))
+                .filter(|p| p.contains("BEGIN CERTIFICATE"))),
+            Ok(None) => Ok(None),
+            Err(e) if matches!(api_code(&e), Some(403) | Some(404)) => Ok(None),
+            Err(e) => Err(anyhow!("cannot read the certificate: {}", explain(&e))),
+        }
+    }
+
+    /// The sealing certificate PEM: the published ConfigMap, else `/v1/cert.pem` through the
+    /// service proxy.
+    pub async fn certificate(&self) -> Result<Vec<u8>> {
+        if let Some(pem) = self.published_certificate().await? {
+            return Ok(pem.into_bytes());
+        }
+        let r = self
+            .proxy("GET", "/v1/cert.pem", None, "application/x-pem-file, */*")
+            .await
+            .context("cannot fetch certificate")?;
+        if r.status != 200 {
+            bail!(
+                "cannot fetch certificate: the controller answered HTTP {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body).trim()
+            );
+        }
+        Ok(r.body)
+    }
+
+    /// `http:<name>:<first port's name>` (an unnamed port gives `http:<name>:`), as kubeseal
+    /// builds it.
+    pub async fn proxy_target(&self) -> Result<String> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), self.namespace());
+        let svc = api.get(&self.args.controller_name).await.map_err(|e| {
+            anyhow!(
+                "cannot get sealed secret service: {}.\nPlease, use the flag --controller-name and --controller-namespace to set up the name and namespace of the sealed secrets controller",
+                explain(&e)
+            )
+        })?;
+        let port = svc
+            .spec
+            .and_then(|s| s.ports)
+            .and_then(|p| p.into_iter().next())
+            .and_then(|p| p.name)
+            .unwrap_or_default();
+        Ok(format!("http:{}:{port}", self.args.controller_name))
+    }
+
+    /// One request to the controller through the API server's service proxy.
+    pub async fn proxy(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        accept: &str,
+    ) -> Result<ProxyResponse> {
+        let target = self.proxy_target().await?;
+        let uri = format!(
+            "/api/v1/namespaces/{}/services/{target}/proxy{path}",
+            self.namespace()
+        );
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(http::header::ACCEPT, accept);
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Body::from(body.unwrap_or_default()))
+            .map_err(|e| anyhow!("cannot build the request: {e}"))?;
+        let res = self
+            .client
+            .send(req)
+            .await
+            .map_err(|e| anyhow!("{}", explain(&e)))?;
+        let status = res.status().as_u16();
+        let retry_after = res
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = res
+            .into_body()
+            .collect_bytes()
+            .await
+            .map_err(|e| anyhow!("reading the controller's answer: {e}"))?
+            .to_vec();
+        Ok(ProxyResponse {
+            status,
+            body,
+            retry_after,
+        })
+    }
+
+    /// POSTs to `/v1/verify` or `/v1/rotate`, waiting out the controller's rate limit (429).
+    pub async fn post(&self, path: &str, json: Vec<u8>) -> Result<ProxyResponse> {
+        let mut waited = 0u64;
+        loop {
+            let r = self
+                .proxy("POST", path, Some(json.clone()), "application/json, */*")
+                .await?;
+            if r.status == 429 && waited < 120 {
+                let wait = r.retry_after.unwrap_or(1).clamp(1, 10);
+                waited += wait;
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                continue;
+            }
+            return Ok(r);
+        }
+    }
+
+    /// Whether the controller can decrypt `json` (a SealedSecret): `Ok(true)` on 200,
+    /// `Ok(false)` on 409.
+    pub async fn verify(&self, json: Vec<u8>) -> Result<bool> {
+        let r = self.post("/v1/verify", json).await?;
+        match r.status {
+            200 => Ok(true),
+            409 => Ok(false),
+            s => bail!(
+                "cannot validate sealed secret: the controller answered HTTP {s}{}",
+                body_hint(&r.body)
+            ),
+        }
+    }
+
+    /// The SealedSecret re-sealed by the controller with its newest key (JSON).
+    pub async fn rotate(&self, json: Vec<u8>) -> Result<Vec<u8>> {
+        let r = self.post("/v1/rotate", json).await?;
+        match r.status {
+            200 => Ok(r.body),
+            409 | 500 => bail!("unable to rotate secret: the controller cannot decrypt it"),
+            s => bail!(
+                "cannot re-encrypt secret: the controller answered HTTP {s}{}",
+                body_hint(&r.body)
+            ),
+        }
+    }
+}
+
+fn body_hint(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() || text.len() > 200 {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}

@@ -1,0 +1,67 @@
+//! `kseal install`: prints the controller's manifests, or applies them (see [`crate::install`]).
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use crate::cli::InstallArgs;
+use crate::cluster::{block_on, client};
+use crate::install::{self, ApplyOptions, Install, InstallFormat, DEFAULT_TIMEOUT};
+use crate::io::Output;
+
+pub fn run(args: InstallArgs) -> Result<ExitCode> {
+    let target = Install {
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+        image: args.image.clone().unwrap_or_else(install::default_image),
+        replicas: args.replicas,
+    };
+    target.validate()?;
+    let dry_run = args.dry_run.is_some();
+    let apply = args.apply || dry_run;
+    if args.wait && !args.apply {
+        bail!("--wait waits for what --apply installs: add --apply");
+    }
+    if args.wait && dry_run {
+        bail!("--wait cannot follow a --dry-run=server install: drop one of them");
+    }
+    if args.timeout.is_some() && !args.wait {
+        bail!("--timeout is how long --wait waits: add --wait (and --apply)");
+    }
+    if apply && args.output.is_some() {
+        bail!(
+            "-o prints the manifests instead of applying them: drop -o, or drop --apply/--dry-run"
+        );
+    }
+    let timeout = match &args.timeout {
+        Some(t) => install::parse_duration(t)?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let objects = install::render(&target)?;
+    if !apply {
+        let text = match args.output.unwrap_or_default() {
+            InstallFormat::Yaml => install::to_yaml(&objects)?,
+            InstallFormat::Json => install::to_json(&objects)?,
+        };
+        Output::Stdout.write(text.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cluster = args.cluster();
+    block_on(async {
+        let client = client(&cluster).await?;
+        install::apply(
+            &client,
+            &target,
+            &objects,
+            ApplyOptions { dry_run },
+            &mut |line| println!("{line}"),
+        )
+        .await?;
+        if args.wait {
+            install::wait_for_rollout(&client, &target, timeout, &mut |line| eprintln!("{line}"))
+                .await?;
+        }
+        anyhow::Ok(())
+    })??;
+    Ok(ExitCode::SUCCESS)
+}

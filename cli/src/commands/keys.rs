@@ -1,0 +1,383 @@
+//! `kseal keys list|backup|restore|renew` and `kseal rotate`: the controller's keys from the
+//! operator's side.
+//!
+//! - `list`: every key Secret in the controller's namespace (labelled
+//!   `sealedsecrets.bitnami.com/sealed-secrets-key`, and the legacy `sealed-secrets-key`) with
+//!   its fingerprint, age, expiry and state; the sealing key is the newest active one.
+//! - `backup`: those Secrets as a `v1 List` (mode 0600) that `kseal unseal --key`, `kseal keys
+//!   restore` and `kubectl apply -f` accept.
+//! - `restore`: creates the key Secrets of a backup that are missing (never overwrites); the
+//!   controller picks them up without a restart.
+//! - `renew`: asks the controller for a new key through the RBAC-authorized request annotation
+//!   on its certificate ConfigMap, and waits until the new certificate is published.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kseal_crypto::keyfile::{DEFAULT_KEY_PREFIX, KEY_LABEL, KEY_LABEL_ACTIVE};
+use kseal_crypto::Certificate;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::{KeysArgs, KeysCommand, ReportFormat, RotateArgs};
+use crate::cluster::{block_on, explain, Controller};
+
+fn forbidden(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403)
+}
+
+/// The key Secrets of the controller's namespace, oldest first.
+async fn key_secrets(c: &Controller) -> Result<Vec<Secret>> {
+    let api: Api<Secret> = Api::namespaced(c.client().clone(), c.namespace());
+    let mut list = api
+        .list(&ListParams::default().labels(KEY_LABEL))
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot list the key Secrets in {}: {}",
+                c.namespace(),
+                explain(&e)
+            )
+        })?
+        .items;
+    if !list
+        .iter()
+        .any(|s| s.metadata.name.as_deref() == Some(DEFAULT_KEY_PREFIX))
+    {
+        if let Ok(Some(legacy)) = api.get_opt(DEFAULT_KEY_PREFIX).await {
+            list.push(legacy);
+        }
+    }
+    list.sort_by_key(|s| s.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    Ok(list)
+}
+
+fn scrub(secrets: &mut [Secret]) {
+    for s in secrets {
+        kseal_crds::seal::scrub(s.data.take().unwrap_or_default(), BTreeMap::new());
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct KeyInfo {
+    secret: String,
+    fingerprint: String,
+    state: String,
+    created: String,
+    #[serde(rename = "notBefore")]
+    not_before: String,
+    #[serde(rename = "notAfter")]
+    not_after: String,
+    #[serde(rename = "ageDays")]
+    age_days: i64,
+    sealing: bool,
+}
+
+fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
+    let now = time::OffsetDateTime::now_utc();
+    let ts = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let mut out: Vec<KeyInfo> = secrets
+        .iter()
+        .map(|s| {
+            let cert = s
+                .data
+                .as_ref()
+                .and_then(|d| d.get("tls.crt"))
+                .and_then(|c| Certificate::from_pem(&c.0).ok());
+            let state = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(KEY_LABEL))
+                .cloned()
+                .unwrap_or_else(|| "legacy".into());
+            KeyInfo {
+                secret: s.metadata.name.clone().unwrap_or_default(),
+                fingerprint: cert
+                    .as_ref()
+                    .map(|c| c.fingerprint().to_string())
+                    .unwrap_or_else(|| "(no readable tls.crt)".into()),
+                state,
+                created: s
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                not_before: cert
+                    .as_ref()
+                    .map(|c| ts(c.not_before()))
+                    .unwrap_or_default(),
+                not_after: cert.as_ref().map(|c| ts(c.not_after())).unwrap_or_default(),
+                age_days: cert
+                    .as_ref()
+                    .map(|c| (now - c.not_before()).whole_days())
+                    .unwrap_or_default(),
+                sealing: false,
+            }
+        })
+        .collect();
+    // The sealing key: the newest active one by certificate NotBefore (the controller's default
+    // --key-order-priority).
+    if let Some(i) = out
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.state == KEY_LABEL_ACTIVE || k.state == "legacy")
+        .filter(|(_, k)| !k.not_before.is_empty())
+        .max_by(|a, b| a.1.not_before.cmp(&b.1.not_before).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+    {
+        out[i].sealing = true;
+    }
+    out
+}
+
+async fn list(c: &Controller, format: ReportFormat) -> Result<ExitCode> {
+    let mut secrets = key_secrets(c).await?;
+    let keys = describe_keys(&secrets);
+    scrub(&mut secrets);
+    if keys.is_empty() {
+        bail!(
+            "no key Secrets in namespace {}: is the controller installed there? (--controller-namespace)",
+            c.namespace()
+        );
+    }
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&keys)?),
+        ReportFormat::Text => {
+            println!(
+                "{:<32} {:<52} {:<8} {:>8}  {:<20}  SEALING",
+                "SECRET", "FINGERPRINT", "STATE", "AGE", "EXPIRES"
+            );
+            for k in &keys {
+                println!(
+                    "{:<32} {:<52} {:<8} {:>7}d  {:<20}  {}",
+                    k.secret,
+                    k.fingerprint,
+                    k.state,
+                    k.age_days,
+                    k.not_after,
+                    if k.sealing { "*" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A key Secret as a backup holds it: what a restore needs, nothing server-made.
+fn clean(s: &Secret) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: s.metadata.name.clone(),
+            namespace: s.metadata.namespace.clone(),
+            labels: s.metadata.labels.clone(),
+            annotations: s.metadata.annotations.clone().map(|mut a| {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+                a
+            }),
+            ..Default::default()
+        },
+        type_: s.type_.clone(),
+        data: s.data.clone(),
+        ..Default::default()
+    }
+}
+
+async fn backup(c: &Controller, out: &std::path::Path, force: bool) -> Result<ExitCode> {
+    let mut secrets = key_secrets(c).await?;
+    if secrets.is_empty() {
+        bail!("no key Secrets in namespace {}", c.namespace());
+    }
+    let items: Vec<Secret> = secrets.iter().map(clean).collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let text = zeroize::Zeroizing::new(serde_yaml::to_string(&list)?);
+    drop(items);
+    scrub(&mut secrets);
+    crate::io::write_new(out, text.as_bytes(), 0o600, force)?;
+    eprintln!(
+        "wrote {} key{} to {} (mode 0600): it holds private keys, store it like one",
+        secrets.len(),
+        if secrets.len() == 1 { "" } else { "s" },
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?,
+    );
+    let docs = super::docs::parse_stream(&bytes, &file.display().to_string())?;
+    let mut secrets = Vec::new();
+    for d in docs {
+        let items = match d.value.get("kind").and_then(|k| k.as_str()) {
+            Some("List") | Some("SecretList") => d
+                .value
+                .get("items")
+                .and_then(|i| i.as_array())
+                .cloned()
+                .unwrap_or_default(),
+            Some("Secret") => vec![d.value],
+            _ => continue,
+        };
+        for v in items {
+            let s: Secret = serde_json::from_value(v)
+                .with_context(|| format!("{}: not a valid Secret", file.display()))?;
+            if s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
+                secrets.push(s);
+            }
+        }
+    }
+    if secrets.is_empty() {
+        bail!("{}: no key Secrets (with tls.key) in it", file.display());
+    }
+    let api: Api<Secret> = Api::namespaced(c.client().clone(), c.namespace());
+    let results = {
+        let mut out = Vec::new();
+        for s in &secrets {
+            let mut new = clean(s);
+            new.metadata.namespace = Some(c.namespace().to_string());
+            new.metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .entry(KEY_LABEL.to_string())
+                .or_insert_with(|| KEY_LABEL_ACTIVE.to_string());
+            let name = new.metadata.name.clone().unwrap_or_default();
+            let r = api.create(&PostParams::default(), &new).await;
+            kseal_crds::seal::scrub(new.data.take().unwrap_or_default(), BTreeMap::new());
+            out.push((name, r.map(|_| ())));
+        }
+        out
+    };
+    scrub(&mut secrets);
+    let mut failed = false;
+    for (name, r) in results {
+        match r {
+            Ok(()) => println!("restored  {}/{name}", c.namespace()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                println!("exists    {}/{name} (kept as it is)", c.namespace())
+            }
+            Err(e) => {
+                failed = true;
+                println!("FAILED    {}/{name}: {}", c.namespace(), explain(&e));
+            }
+        }
+    }
+    Ok(ExitCode::from(if failed { crate::EXIT_ERROR } else { 0 }))
+}
+
+/// Asks for a new key and waits (up to `timeout`) until the controller publishes it. Returns
+/// the new certificate's fingerprint.
+/// With `timeout` `None`, returns (an empty string) once the request is written.
+pub async fn renew(c: &Controller, timeout: Option<Duration>) -> Result<String> {
+    let name = c.args().cert_configmap();
+    let api: Api<ConfigMap> = Api::namespaced(c.client().clone(), c.namespace());
+    let before = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| anyhow!("cannot read ConfigMap {}/{name}: {}", c.namespace(), explain(&e)))?
+        .ok_or_else(|| {
+            anyhow!(
+                "there is no ConfigMap {}/{name}: is kseal's controller installed there? (a Bitnami controller renews on SIGUSR1 or a restart with --key-cutoff-time)",
+                c.namespace()
+            )
+        })?;
+    let old = before
+        .data
+        .as_ref()
+        .and_then(|d| d.get("fingerprint"))
+        .cloned()
+        .unwrap_or_default();
+    let request = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {kseal_crds::ANNOTATION_RENEW_REQUESTED: request}}
+    });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            if forbidden(&e) {
+                anyhow!(
+                    "not allowed to request a key renewal: you need patch on configmaps/{name} in {} (Role sealed-secrets-key-renewer)",
+                    c.namespace()
+                )
+            } else {
+                anyhow!("cannot request a key renewal: {}", explain(&e))
+            }
+        })?;
+    let Some(timeout) = timeout else {
+        return Ok(String::new());
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let cm = api
+            .get(&name)
+            .await
+            .map_err(|e| anyhow!("{}", explain(&e)))?;
+        let handled = cm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(kseal_crds::ANNOTATION_RENEW_HANDLED))
+            .is_some_and(|h| *h == request);
+        let now = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get("fingerprint"))
+            .cloned()
+            .unwrap_or_default();
+        if handled && !now.is_empty() && now != old {
+            return Ok(now);
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "the controller did not publish a new key within {timeout:?} (is it running? see its log)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub fn run(args: KeysArgs) -> Result<ExitCode> {
+    // One runtime for the whole command: the client's connection pool lives on it.
+    block_on(async {
+        let c = Controller::connect(&args.cluster).await?;
+        match args.command {
+            KeysCommand::List { output } => list(&c, output).await,
+            KeysCommand::Backup { output_file, force } => backup(&c, &output_file, force).await,
+            KeysCommand::Restore { file } => restore(&c, &file).await,
+            KeysCommand::Renew { timeout, no_wait } => {
+                if no_wait {
+                    renew(&c, None).await?;
+                    eprintln!("renewal requested");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let fp = renew(&c, Some(Duration::from_secs(timeout))).await?;
+                eprintln!("new sealing key:");
+                println!("{fp}");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })?
+}
+
+/// `kseal rotate DIR…`: renew, wait for the new key, re-encrypt the files.
+pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
+    // Bad paths fail before a key is renewed.
+    super::files::collect(&args.paths)?;
+    let summary = block_on(async {
+        let c = Controller::connect(&args.cluster).await?;
+        let fp = renew(&c, Some(Duration::from_secs(args.timeout))).await?;
+        eprintln!("new sealing key {fp}; re-encrypting");
+        super::reencrypt::reencrypt(&c, &args.paths, false).await
+    })??;
+    Ok(ExitCode::from(if summary.failed > 0 {
+        crate::EXIT_FAILED
+    } else {
+        crate::EXIT_OK
+    }))
+}

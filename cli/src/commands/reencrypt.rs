@@ -1,0 +1,176 @@
+//! `kseal reencrypt FILE|DIR…`: re-seals every SealedSecret with the cluster's newest key
+//! (the controller's `/v1/rotate`), rewriting only the `encryptedData` values in place: key
+//! order, comments and formatting stay, and each file is replaced atomically. Files without a
+//! SealedSecret are skipped; a SealedSecret already sealed with the newest key (its
+//! `sealedsecrets.kseal.dev/sealed-with` names only that key) is left unchanged.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use kseal_crds::SealedSecret;
+use kseal_crypto::Certificate;
+use kseal_yamledit::Edit;
+
+use super::files::{self, describe};
+use crate::cli::ReencryptArgs;
+use crate::cluster::{block_on, ClusterArgs, Controller};
+
+/// What happened to the files.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// Files rewritten.
+    pub changed: usize,
+    /// Files with SealedSecrets that needed nothing.
+    pub unchanged: usize,
+    /// Files that could not be re-encrypted (left as they were).
+    pub failed: usize,
+    /// Files without a SealedSecret.
+    pub skipped: usize,
+}
+
+/// Re-encrypts `paths` through the controller; prints one line per file and a summary.
+pub async fn reencrypt(
+    c: &Controller,
+    paths: &[std::path::PathBuf],
+    dry_run: bool,
+) -> Result<Summary> {
+    let newest = Certificate::from_pem(&c.certificate().await?)
+        .context("cannot use the cluster's certificate")?
+        .fingerprint()
+        .clone();
+    let mut summary = Summary::default();
+    for path in files::collect(paths)? {
+        match reencrypt_file(c, &path, &newest, dry_run).await {
+            Ok(None) => summary.skipped += 1,
+            Ok(Some(0)) => {
+                summary.unchanged += 1;
+                println!("unchanged  {}", path.display());
+            }
+            Ok(Some(n)) => {
+                summary.changed += 1;
+                println!(
+                    "{}  {} ({n} SealedSecret{})",
+                    if dry_run { "would change" } else { "changed  " },
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+            Err(e) => {
+                summary.failed += 1;
+                println!("FAILED     {}: {e:#}", path.display());
+            }
+        }
+    }
+    eprintln!(
+        "{} changed, {} unchanged, {} failed, {} skipped (no SealedSecret)",
+        summary.changed, summary.unchanged, summary.failed, summary.skipped
+    );
+    Ok(summary)
+}
+
+fn up_to_date(ss: &SealedSecret, newest: &kseal_crypto::Fingerprint) -> bool {
+    let hint = kseal_crds::sealed_with(ss);
+    ss.spec.data.is_none() && hint.len() == 1 && &hint[0] == newest
+}
+
+/// `Ok(None)`: no SealedSecret in the file; `Ok(Some(n))`: n SealedSecrets rewritten.
+async fn reencrypt_file(
+    c: &Controller,
+    path: &Path,
+    newest: &kseal_crypto::Fingerprint,
+    dry_run: bool,
+) -> Result<Option<usize>> {
+    let f = files::read(path)?;
+    if f.sealed.is_empty() {
+        return Ok(None);
+    }
+    let mut text = f.text.clone();
+    let mut changed = 0;
+    for (index, ss) in &f.sealed {
+        if up_to_date(ss, newest) {
+            continue;
+        }
+        if ss.spec.data.is_some() {
+            bail!(
+                "{}: uses the deprecated v1 spec.data field; reseal it from the Secret",
+                describe(ss)
+            );
+        }
+        let body = serde_json::to_vec(ss)?;
+        // Right after a renewal another replica may not have the new key yet: ask again.
+        let mut attempt = 0;
+        let rotated = loop {
+            let answer = c.rotate(body.clone()).await.with_context(|| describe(ss))?;
+            let rotated: SealedSecret = serde_json::from_slice(&answer).map_err(|e| {
+                anyhow!(
+                    "{}: the controller's answer is not a SealedSecret: {e}",
+                    describe(ss)
+                )
+            })?;
+            attempt += 1;
+            if up_to_date(&rotated, newest) || attempt >= 10 {
+                break rotated;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
+        let mut edits = Vec::new();
+        for key in ss.spec.encrypted_data.keys() {
+            let value = rotated.spec.encrypted_data.get(key).ok_or_else(|| {
+                anyhow!("{}: the controller's answer lacks item {key}", describe(ss))
+            })?;
+            edits.push(Edit::new(
+                ["spec", "encryptedData", key.as_str()],
+                value.clone(),
+            ));
+        }
+        let hint = kseal_crds::sealed_with(&rotated);
+        if !hint.is_empty() {
+            edits.push(Edit::new(
+                [
+                    "metadata",
+                    "annotations",
+                    kseal_crds::ANNOTATION_SEALED_WITH,
+                ],
+                kseal_crds::hint::format_sealed_with(&hint),
+            ));
+        }
+        text = kseal_yamledit::set_strings(&text, index - 1, &edits)
+            .map_err(|e| anyhow!("cannot update {}: {e}", describe(ss)))?;
+        changed += 1;
+    }
+    if changed > 0 && !dry_run {
+        let mode = file_mode(path);
+        crate::io::write_atomic(path, text.as_bytes(), mode)?;
+    }
+    Ok(Some(changed))
+}
+
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644)
+}
+
+/// Runs `reencrypt` against the cluster `cluster` names.
+pub fn run_paths(
+    cluster: &ClusterArgs,
+    paths: &[std::path::PathBuf],
+    dry_run: bool,
+) -> Result<ExitCode> {
+    files::collect(paths)?; // bad paths fail before the cluster is contacted
+    let summary = block_on(async {
+        let c = Controller::connect(cluster).await?;
+        reencrypt(&c, paths, dry_run).await
+    })??;
+    Ok(ExitCode::from(if summary.failed > 0 {
+        crate::EXIT_FAILED
+    } else {
+        crate::EXIT_OK
+    }))
+}
+
+pub fn run(args: ReencryptArgs) -> Result<ExitCode> {
+    run_paths(&args.cluster, &args.paths, args.dry_run)
+}

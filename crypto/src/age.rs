@@ -1,0 +1,568 @@
+//! kseal's second sealing format: an [age](https://age-encryption.org/v1) file whose payload binds
+//! the value to its scope label.
+//!
+//! # The envelope
+//!
+//! A kseal-age blob is a standard **binary** age v1 file (not ASCII-armored), made by the `age`
+//! crate for one or more recipients, so `age --decrypt -i key.txt` opens it too. Its plaintext
+//! (the age payload) is:
+//!
+//! ```text
+//! "kseal-age/v1\n" (13 bytes) || u16be(len(label)) || label || value
+//! ```
+//!
+//! where `label` is exactly the label the Bitnami format feeds into RSA-OAEP
+//! ([`crate::Scope::label`]): `namespace/name` (strict), `namespace` (namespace-wide) or empty
+//! (cluster-wide). The whole file is:
+//!
+//! ```text
+//! age-encryption.org/v1
+//! -> X25519 <ephemeral share>        one stanza per recipient: the 16-byte file key,
+//! <wrapped file key>                 wrapped for that recipient
+//! --- <header MAC>                   HMAC-SHA-256 over the header, keyed from the file key
+//! <16-byte nonce> <payload in ChaCha20-Poly1305 STREAM chunks of 64 KiB>
+//! ```
+//!
+//! Opening ([`open_age`], [`crate::Keyring::open_with_hint`]) parses the header, refuses more than
+//! [`MAX_STANZAS`] recipient stanzas (so a crafted blob cannot make every identity do unbounded
+//! X25519 work), unwraps the file key with one of
+//! the identities, checks the header MAC, decrypts and authenticates every chunk (including the
+//! final-chunk flag, so truncation is detected), then checks the magic and that the embedded
+//! label equals the label expected for where the item sits *now*. A different label is
+//! [`Error::LabelMismatch`] ("sealed for another name, namespace or scope"), which names neither
+//! label.
+//!
+//! # Why the label binding is safe
+//!
+//! age authenticates everything a recipient can read: the header MAC binds the stanzas to the
+//! file key, and the STREAM AEAD binds every payload byte (and the chunk order and end) to a
+//! payload key derived from the file key and the nonce. Nobody without the file key can change a
+//! byte of the payload, so the label inside cannot be edited. A blob copied into another
+//! SealedSecret, or left in place while the SealedSecret is renamed, moved to another namespace
+//! or given a wider scope, carries its old label and is refused, exactly as an RSA-OAEP
+//! ciphertext under the wrong label is. Anyone can *create* a blob for any label (the
+//! recipients are public), as with RSA; what they cannot do is reuse someone else's value under
+//! a new label.
+//!
+//! Failure reports follow the Bitnami format's rule of not telling *why* a secret operation
+//! failed: a stanza no identity unwraps, a bad header MAC, a tampered, truncated or extended
+//! payload all give [`Error::NoKeyCouldDecrypt`]. Only checks that need no secret, or that
+//! follow a successful authenticated decryption, are told apart: [`Error::MalformedAge`] for a
+//! header age cannot parse or a payload without the `kseal-age/v1` magic, and
+//! [`Error::LabelMismatch`]. These give nothing away: every payload byte is authenticated, so a
+//! modified blob never gets past decryption, and telling "this cluster opened it but the label
+//! differs" only confirms what its author already knew. (There is no padding oracle in age.)
+//!
+//! # Recipients and identities
+//!
+//! Supported: age's native X25519 recipients (`age1…`) and identities (`AGE-SECRET-KEY-1…`).
+//! [`AgeRecipient`] and [`AgeIdentity`] are opaque, with an internal kind ([`AgeKeyType`]), so
+//! that more recipient types can be added without changing the API.
+//!
+//! Not supported: the post-quantum hybrid `mlkem768x25519` recipient (`age1pq1…`): the `age`
+//! crate in the tree (0.12.1, the newest release) does not implement it. It has only
+//! `mlkem768p256tag` (`age1tagpq1…`), which is encryption-only (no identity type: it is meant
+//! for hardware tokens behind plugins) and, carrying age's `postquantum` label, cannot be mixed
+//! with X25519 recipients in one file. Parsing an `age1pq1…`, `age1tag1…` or `age1tagpq1…`
+//! string gives an [`Error::InvalidAgeRecipient`] that says so. SSH, passphrase and plugin
+//! recipients are not supported either (the `ssh` feature would bring in the `rsa` crate,
+//! RUSTSEC-2023-0071).
+//!
+//! # Key ids
+//!
+//! [`AgeRecipient::fingerprint`] is `SHA256:` + unpadded base64 of SHA-256 over the recipient's
+//! canonical `age1…` text (see [`crate::Fingerprint`]): the same shape as an RSA key's
+//! fingerprint, short even for long (post-quantum) recipients, and usable in the same hints and
+//! reports. [`crate::Keyring::open_with_hint`] returns it for the identity that opened a blob.
+//!
+//! # Secret hygiene
+//!
+//! Values come back as [`SecretBytes`]. The decrypted payload is read into a `Zeroizing` buffer
+//! reserved large enough up front that it never reallocates, and the label is split off in
+//! place. age keeps decrypted chunks in zeroizing buffers and X25519 secrets in
+//! `x25519_dalek::StaticSecret`, wiped on drop. Two limits of the `age` crate: randomness comes
+//! from the operating system (no injected RNG), and its encrypting writer keeps the last
+//! plaintext chunk (at most 64 KiB) in a plain `Vec` that it does not wipe.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::iter;
+use std::str::FromStr;
+
+use ::age::secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use crate::envelope::Format;
+use crate::{Error, Fingerprint, SecretBytes};
+
+/// The version line of an age v1 file.
+const V1_LINE: &[u8] = b"age-encryption.org/v1\n";
+
+/// The most recipient stanzas kseal writes or reads in one blob (age itself adds one random
+/// "grease" stanza). Every identity tries every X25519 stanza, so this bounds the work a crafted
+/// blob can cause: at most this many X25519 operations per identity.
+pub const MAX_STANZAS: usize = 256;
+
+/// The first bytes of every kseal-age payload.
+pub const PAYLOAD_MAGIC: &[u8] = b"kseal-age/v1\n";
+
+/// The kind of an age recipient or identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AgeKeyType {
+    /// age's native X25519 type: recipients `age1…`, identities `AGE-SECRET-KEY-1…`.
+    X25519,
+}
+
+impl AgeKeyType {
+    /// The name age's specification uses (`X25519`, its stanza tag).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgeKeyType::X25519 => "X25519",
+        }
+    }
+}
+
+impl fmt::Display for AgeKeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone)]
+enum RecipientKind {
+    X25519(::age::x25519::Recipient),
+}
+
+/// A public age recipient, parsed from its `age1…` text. `Display` gives the canonical
+/// (lower-case) text back; equality, ordering and hashing are those of that text.
+#[derive(Clone)]
+pub struct AgeRecipient {
+    kind: RecipientKind,
+    text: String,
+    fingerprint: Fingerprint,
+}
+
+impl AgeRecipient {
+    /// The kind of key.
+    pub fn key_type(&self) -> AgeKeyType {
+        match self.kind {
+            RecipientKind::X25519(_) => AgeKeyType::X25519,
+        }
+    }
+
+    /// The canonical `age1…` text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// `SHA256:` + base64 of SHA-256 over [`AgeRecipient::as_str`] (see [`crate::Fingerprint`]).
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    fn as_age(&self) -> &dyn ::age::Recipient {
+        match &self.kind {
+            RecipientKind::X25519(r) => r,
+        }
+    }
+
+    fn from_x25519(r: ::age::x25519::Recipient) -> Self {
+        let text = r.to_string();
+        AgeRecipient {
+            kind: RecipientKind::X25519(r),
+            fingerprint: Fingerprint::of_age_recipient(&text),
+            text,
+        }
+    }
+}
+
+impl FromStr for AgeRecipient {
+    type Err = Error;
+
+    /// Parses an `age1…` recipient; surrounding whitespace is ignored. Errors never quote the
+    /// input (it may be a secret key pasted in the wrong place).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let s = s.trim();
+        let bad = |m: &str| Err(Error::InvalidAgeRecipient(m.to_string()));
+        if starts_with_ignore_case(s, "AGE-SECRET-KEY-") {
+            return bad("this is an age identity (secret key), not a recipient: give its public key (age1…)");
+        }
+        match s.parse::<::age::x25519::Recipient>() {
+            Ok(r) => Ok(AgeRecipient::from_x25519(r)),
+            Err(reason) => {
+                // The Bech32 human-readable part is everything before the last '1'.
+                let hrp = s
+                    .rfind('1')
+                    .map(|i| s[..i].to_ascii_lowercase())
+                    .unwrap_or_default();
+                match hrp.as_str() {
+                    "age1pq" => bad(
+                        "post-quantum mlkem768x25519 recipients (age1pq1…) are not supported by the age library kseal uses",
+                    ),
+                    "age1tag" | "age1tagpq" => {
+                        bad("tagged (hardware token) age recipients are not supported")
+                    }
+                    h if h.starts_with("age1") => bad("age plugin recipients are not supported"),
+                    _ if s.starts_with("ssh-") => bad("SSH keys are not supported as age recipients"),
+                    _ => bad(&format!("expected an X25519 recipient age1… ({reason})")),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for AgeRecipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for AgeRecipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AgeRecipient({})", self.text)
+    }
+}
+
+impl PartialEq for AgeRecipient {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for AgeRecipient {}
+
+impl std::hash::Hash for AgeRecipient {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl PartialOrd for AgeRecipient {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AgeRecipient {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl serde::Serialize for AgeRecipient {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AgeRecipient {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+enum IdentityKind {
+    /// `StaticSecret` inside is wiped on drop (x25519-dalek's `zeroize` feature, on by default).
+    X25519(::age::x25519::Identity),
+}
+
+/// A private age identity. `Debug` shows only its public recipient; the secret is wiped on drop
+/// and leaves only through [`AgeIdentity::to_identity_file`], in zeroizing storage. Not `Clone`:
+/// share it with `Arc` (as [`crate::Keyring`] does).
+pub struct AgeIdentity {
+    kind: IdentityKind,
+    public: AgeRecipient,
+}
+
+impl AgeIdentity {
+    /// A new random X25519 identity (from the operating system's generator).
+    pub fn generate() -> Self {
+        Self::from_x25519(::age::x25519::Identity::generate())
+    }
+
+    fn from_x25519(id: ::age::x25519::Identity) -> Self {
+        let public = AgeRecipient::from_x25519(id.to_public());
+        AgeIdentity {
+            kind: IdentityKind::X25519(id),
+            public,
+        }
+    }
+
+    /// The kind of key.
+    pub fn key_type(&self) -> AgeKeyType {
+        match self.kind {
+            IdentityKind::X25519(_) => AgeKeyType::X25519,
+        }
+    }
+
+    /// The public recipient that seals for this identity.
+    pub fn to_public(&self) -> AgeRecipient {
+        self.public.clone()
+    }
+
+    /// The public recipient, borrowed.
+    pub fn recipient(&self) -> &AgeRecipient {
+        &self.public
+    }
+
+    /// The fingerprint of the public recipient ([`AgeRecipient::fingerprint`]).
+    pub fn fingerprint(&self) -> &Fingerprint {
+        self.public.fingerprint()
+    }
+
+    /// Reads every identity of an age identity file: one `AGE-SECRET-KEY-1…` per line, blank
+    /// lines and `#` comments ignored (what `age-keygen` writes). At least one is required.
+    /// Errors name the line number, never its content.
+    pub fn parse_identity_file(text: &str) -> Result<Vec<AgeIdentity>, Error> {
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id = line.parse::<AgeIdentity>().map_err(|e| match e {
+                Error::InvalidAgeIdentity(reason) => {
+                    Error::InvalidAgeIdentity(format!("line {}: {reason}", i + 1))
+                }
+                e => e,
+            })?;
+            out.push(id);
+        }
+        if out.is_empty() {
+            return Err(Error::InvalidAgeIdentity(
+                "no AGE-SECRET-KEY-1 line found".to_string(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The identity-file text for this identity, as `age-keygen` writes it (without its
+    /// `# created:` line, which would need a clock):
+    /// `# public key: age1…\nAGE-SECRET-KEY-1…\n`. `age -i`, `rage -i` and
+    /// [`AgeIdentity::parse_identity_file`] read it back.
+    pub fn to_identity_file(&self) -> Zeroizing<String> {
+        let secret = match &self.kind {
+            IdentityKind::X25519(id) => id.to_string(),
+        };
+        let mut out = Zeroizing::new(String::with_capacity(
+            16 + self.public.text.len() + secret.expose_secret().len() + 2,
+        ));
+        out.push_str("# public key: ");
+        out.push_str(&self.public.text);
+        out.push('\n');
+        out.push_str(secret.expose_secret());
+        out.push('\n');
+        out
+    }
+
+    fn as_age(&self) -> &dyn ::age::Identity {
+        match &self.kind {
+            IdentityKind::X25519(id) => id,
+        }
+    }
+}
+
+impl FromStr for AgeIdentity {
+    type Err = Error;
+
+    /// Parses one `AGE-SECRET-KEY-1…` key (surrounding whitespace ignored). For whole identity
+    /// files with comments, see [`AgeIdentity::parse_identity_file`].
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let s = s.trim();
+        let bad = |m: &str| Err(Error::InvalidAgeIdentity(m.to_string()));
+        if starts_with_ignore_case(s, "AGE-PLUGIN-") {
+            return bad("age plugin identities are not supported");
+        }
+        if s.starts_with("age1") {
+            return bad("this is a recipient (public key), not an identity");
+        }
+        match s.parse::<::age::x25519::Identity>() {
+            Ok(id) => Ok(AgeIdentity::from_x25519(id)),
+            Err(reason) => bad(&format!(
+                "expected an X25519 identity AGE-SECRET-KEY-1… ({reason})"
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for AgeIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgeIdentity")
+            .field("public", &self.public.text)
+            .field("secret", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+/// Seals `value` for every recipient under `label` (see the module docs for the layout).
+///
+/// Errors: [`Error::NoAgeRecipients`] for an empty list; [`Error::InvalidAgeRecipient`] for
+/// [`MAX_STANZAS`] or more distinct recipients; [`Error::Encrypt`] when age refuses the
+/// recipients or the label is longer than 65535 bytes (Kubernetes labels are at most 317).
+/// Duplicate recipients are sealed for once.
+pub fn seal_age(recipients: &[AgeRecipient], label: &[u8], value: &[u8]) -> Result<Vec<u8>, Error> {
+    if recipients.is_empty() {
+        return Err(Error::NoAgeRecipients);
+    }
+    let label_len = u16::try_from(label.len()).map_err(|_| Error::Encrypt)?;
+    let mut unique: Vec<&AgeRecipient> = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    if unique.len() >= MAX_STANZAS {
+        return Err(Error::InvalidAgeRecipient(format!(
+            "too many recipients: at most {} in one value",
+            MAX_STANZAS - 1
+        )));
+    }
+    let encryptor = ::age::Encryptor::with_recipients(unique.iter().map(|r| r.as_age()))
+        .map_err(|_| Error::Encrypt)?;
+    // Header: ~22 bytes + ~100 per X25519 stanza + 70 for the MAC line; then the 16-byte nonce,
+    // the payload and 16 bytes of tag per 64 KiB chunk.
+    let payload_len = PAYLOAD_MAGIC.len() + 2 + label.len() + value.len();
+    let mut out =
+        Vec::with_capacity(120 + 110 * unique.len() + payload_len + 16 * (1 + payload_len / 65536));
+    let mut w = encryptor
+        .wrap_output(&mut out)
+        .map_err(|_| Error::Encrypt)?;
+    // Written piece by piece, so that no plaintext copy of the payload is made here.
+    w.write_all(PAYLOAD_MAGIC)
+        .and_then(|()| w.write_all(&label_len.to_be_bytes()))
+        .and_then(|()| w.write_all(label))
+        .and_then(|()| w.write_all(value))
+        .map_err(|_| Error::Encrypt)?;
+    w.finish().map_err(|_| Error::Encrypt)?;
+    Ok(out)
+}
+
+/// Opens a kseal-age `blob` sealed under `label` with the first of `identities` that can. See the
+/// module docs for which errors are told apart; trying several identities costs one X25519
+/// operation per stanza each.
+pub fn open_age(
+    identities: &[&AgeIdentity],
+    label: &[u8],
+    blob: &[u8],
+) -> Result<SecretBytes, Error> {
+    open_identifying(identities.iter().copied(), label, blob).map(|(v, _)| v)
+}
+
+/// [`open_age`], also returning the identity that opened the blob.
+pub(crate) fn open_identifying<'a, I>(
+    identities: I,
+    label: &[u8],
+    blob: &[u8],
+) -> Result<(SecretBytes, &'a AgeIdentity), Error>
+where
+    I: IntoIterator<Item = &'a AgeIdentity>,
+{
+    if Format::detect(blob)? != Format::Age {
+        return Err(Error::MalformedAge("not an age file"));
+    }
+    // Parse once before any secret operation, so a broken header is reported as such.
+    ::age::Decryptor::new_buffered(blob).map_err(|e| header_error(blob, e))?;
+    if count_stanzas(blob) > MAX_STANZAS {
+        return Err(Error::MalformedAge("too many recipient stanzas"));
+    }
+    for id in identities {
+        let decryptor = ::age::Decryptor::new_buffered(blob).map_err(|e| header_error(blob, e))?;
+        // NoMatchingKeys, a stanza of ours that does not unwrap, a bad header MAC: try the next.
+        let Ok(mut reader) = decryptor.decrypt(iter::once(id.as_age())) else {
+            continue;
+        };
+        // The plaintext is shorter than the blob, so this never reallocates (which would leave
+        // unwiped copies behind) and read_to_end never needs its small probe buffer.
+        let mut payload = Zeroizing::new(Vec::with_capacity(blob.len()));
+        if reader.read_to_end(&mut payload).is_err() {
+            // The header MAC passed, so this identity found the file key: a payload that fails
+            // to authenticate (tampered, truncated, extended) fails for every identity.
+            return Err(Error::NoKeyCouldDecrypt);
+        }
+        return split_payload(payload, label).map(|v| (v, id));
+    }
+    Err(Error::NoKeyCouldDecrypt)
+}
+
+/// Checks the magic and the label, and returns the value, split off in place.
+fn split_payload(mut payload: Zeroizing<Vec<u8>>, label: &[u8]) -> Result<SecretBytes, Error> {
+    const NOT_KSEAL: &str = "payload is not kseal-age/v1";
+    let rest = payload
+        .strip_prefix(PAYLOAD_MAGIC)
+        .ok_or(Error::MalformedAge(NOT_KSEAL))?;
+    let (len, rest) = rest
+        .split_first_chunk::<2>()
+        .ok_or(Error::MalformedAge(NOT_KSEAL))?;
+    let len = usize::from(u16::from_be_bytes(*len));
+    let embedded = rest.get(..len).ok_or(Error::MalformedAge(NOT_KSEAL))?;
+    if embedded != label {
+        return Err(Error::LabelMismatch);
+    }
+    let start = PAYLOAD_MAGIC.len() + 2 + len;
+    // Move the value to the front of the same allocation; SecretBytes wipes its whole capacity
+    // (including the bytes the move leaves behind) when dropped.
+    let mut value = std::mem::take(&mut *payload);
+    value.drain(..start);
+    Ok(SecretBytes::new(value))
+}
+
+/// Recipient stanzas of a header age has parsed: lines `-> …` before the `---` MAC line (stanza
+/// bodies are base64 and never start with `-`).
+fn count_stanzas(blob: &[u8]) -> usize {
+    blob.split(|&b| b == b'\n')
+        .skip(1)
+        .take_while(|line| !line.starts_with(b"---"))
+        .filter(|line| line.starts_with(b"-> "))
+        .count()
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// Maps age's header errors to fixed texts. age reports a v1 header it cannot parse as an
+/// unknown version, so the version line is looked at here.
+fn header_error(blob: &[u8], e: ::age::DecryptError) -> Error {
+    Error::MalformedAge(match e {
+        ::age::DecryptError::Io(_) => "truncated header",
+        ::age::DecryptError::UnknownFormat if !blob.starts_with(V1_LINE) => {
+            "unsupported age version"
+        }
+        _ => "invalid header",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_split() {
+        let mut p = PAYLOAD_MAGIC.to_vec();
+        p.extend_from_slice(&[0, 4]);
+        p.extend_from_slice(b"ns/nvalue");
+        let v = split_payload(Zeroizing::new(p.clone()), b"ns/n").unwrap();
+        assert_eq!(v.expose(), b"value");
+        assert!(matches!(
+            split_payload(Zeroizing::new(p.clone()), b"ns/m"),
+            Err(Error::LabelMismatch)
+        ));
+        assert!(matches!(
+            split_payload(Zeroizing::new(p[..16].to_vec()), b"ns/n"),
+            Err(Error::MalformedAge(_))
+        ));
+        assert!(matches!(
+            split_payload(Zeroizing::new(b"kseal-age/v2\n\0\0".to_vec()), b""),
+            Err(Error::MalformedAge(_))
+        ));
+        let mut empty = PAYLOAD_MAGIC.to_vec();
+        empty.extend_from_slice(&[0, 0]);
+        assert!(split_payload(Zeroizing::new(empty), b"")
+            .unwrap()
+            .is_empty());
+    }
+}
