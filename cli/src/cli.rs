@@ -21,8 +21,15 @@ Examples:
   # Add or change one item of a committed SealedSecret, leaving the rest untouched
   kseal seal --cert cert.pem -f new-password.yaml --merge-into sealed-secret.yaml
 
-  # Recover a Secret offline with a backup of the controller's keys
+  # Seal once for two clusters' age keys and an offline recovery key
+  kseal seal --recipient age1… --recipient age1… -R recovery.txt -f secret.yaml -w sealed.yaml
+
+  # Recover a Secret offline with a backup of the controller's keys, or an age identity
   kseal unseal --key keys-backup.yaml -f sealed-secret.yaml -o yaml
+  kseal unseal --identity recovery-key.txt -f sealed-secret.yaml -o yaml
+
+  # In CI: check every SealedSecret against public keys only (no cluster, no private key)
+  kseal verify --cert prod.pem deploy/
 
 Exit codes:
   0  success
@@ -42,7 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Seal Secrets into SealedSecrets (or one value with --raw)
-    Seal(SealArgs),
+    Seal(Box<SealArgs>),
     /// Decrypt SealedSecrets into Secrets with private keys (recovery)
     Unseal(UnsealArgs),
     /// Generate a sealing key pair and certificate
@@ -51,6 +58,8 @@ pub enum Command {
     Cert(CertArgs),
     /// Check SealedSecret files against the cluster: can its controller decrypt every item?
     Validate(ValidateArgs),
+    /// Check SealedSecret files offline, with public keys only: for CI
+    Verify(VerifyArgs),
     /// Re-seal SealedSecret files with the cluster's newest key, in place
     Reencrypt(ReencryptArgs),
     /// The controller's keys: list, backup, restore, renew
@@ -91,6 +100,50 @@ pub struct ValidateArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// `kseal verify`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Offline: no cluster and no private key. For every item of every SealedSecret it checks the base64,
+the ciphertext's format (Bitnami or age) and structure, and, with the item's seal record (the
+sealedsecrets.kseal.dev/seal-records annotation kseal seal writes), that the ciphertext is the one
+recorded (not copied or edited), that it was sealed for this SealedSecret's current name,
+namespace and scope (else: renamed, moved, scope changed, copied from another SealedSecret), and
+for one of the given certificates/recipients (else: sealed for another cluster's key). Items
+without a record (sealed by kubeseal) are reported as unverifiable, which is not a failure.
+
+Without --cert/--recipient/--recipients-file, each file is checked against the keys of the
+.kseal.yaml rule that matches it. Directories are searched recursively for .yaml, .yml, .json.
+Exit code 1 when any item fails, 0 otherwise; 2 for bad input.")]
+pub struct VerifyArgs {
+    /// Files or directories
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// A certificate the items may be sealed for (repeatable; file, file:// or http(s):// URL)
+    #[arg(long = "cert", value_name = "FILE|URL")]
+    pub certs: Vec<String>,
+
+    /// An age recipient the items may be sealed for (repeatable)
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+
+    /// A file of age recipients, one per line, # comments (repeatable)
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+
+    /// Report format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: ReportFormat,
+
+    /// Use this configuration file instead of looking for .kseal.yaml
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore .kseal.yaml files
+    #[arg(long)]
+    pub no_config: bool,
 }
 
 /// `kseal reencrypt`
@@ -216,7 +269,13 @@ atomically and only when everything succeeded.
 
 Namespace: the Secret's own, else -n, else the kubeconfig context's, else \"default\".
 Scope: strict (namespace/name) unless --scope or the Secret's sealedsecrets.bitnami.com/
-namespace-wide or cluster-wide annotation says otherwise.")]
+namespace-wide or cluster-wide annotation says otherwise.
+
+Keys: --cert seals in the Bitnami format, --recipient/--recipients-file in the age format (one
+blob for all recipients). A value is one blob, so --cert and --recipient cannot be combined.
+Without either, the first rule of the nearest .kseal.yaml that matches the sealed file's path
+(--merge-into, else -w, else -f, else the current directory) names the keys and a default scope;
+then KSEAL_CERT; then the cluster's certificate.")]
 pub struct SealArgs {
     /// Read Secrets from FILE instead of stdin
     #[arg(
@@ -240,9 +299,33 @@ pub struct SealArgs {
     #[arg(short = 'o', long = "format", value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
 
-    /// Sealing certificate: a file, file:// or http(s):// URL
+    /// Sealing certificate: a file, file:// or http(s):// URL (Bitnami format)
     #[arg(long, env = "KSEAL_CERT", value_name = "FILE|URL")]
     pub cert: Option<String>,
+
+    /// True when `cert` came from KSEAL_CERT rather than --cert (set by `main_with_args`).
+    #[arg(skip)]
+    pub cert_from_env: bool,
+
+    /// Seal for this age recipient (repeatable; age format, one blob for all recipients)
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+
+    /// Seal for the age recipients in FILE: one per line, # comments (repeatable)
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+
+    /// Use this configuration file instead of looking for .kseal.yaml
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore .kseal.yaml files
+    #[arg(long)]
+    pub no_config: bool,
+
+    /// Say on stderr which .kseal.yaml rule chose the keys
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 
     /// Scope the values are sealed for [default: strict, or what the Secret's annotations say]
     #[arg(long, value_enum, value_name = "SCOPE")]
@@ -282,18 +365,24 @@ pub struct SealArgs {
 #[command(after_help = "\
 Keys may be PEM private keys (PKCS#1 or PKCS#8), key Secrets, or the List printed by
   kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml
+Age identity files hold AGE-SECRET-KEY-1… lines (# comments allowed), as age-keygen writes them.
+--key opens Bitnami-format items, --identity age-format items; give both for files with both.
 Exit code 1 when an item cannot be decrypted.")]
+#[command(group(clap::ArgGroup::new("private_keys").args(["keys", "identities"]).required(true).multiple(true)))]
 pub struct UnsealArgs {
     /// Private key file (repeatable)
     #[arg(
         long = "key",
         short = 'k',
         value_name = "FILE",
-        required = true,
         env = "KSEAL_KEYS",
         value_delimiter = ','
     )]
     pub keys: Vec<PathBuf>,
+
+    /// Age identity file (repeatable)
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
 
     /// Read SealedSecrets from FILE instead of stdin
     #[arg(short = 'f', long = "file", value_name = "FILE")]

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod config;
 pub mod install;
 mod io;
 mod kubeconfig;
@@ -15,7 +16,7 @@ mod kubeseal;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -35,8 +36,24 @@ where
     if kubeseal::invoked_as_kubeseal(args.first()) {
         return kubeseal::main(args);
     }
-    let cli = match cli::Cli::try_parse_from(args) {
-        Ok(c) => c,
+    // An empty KSEAL_KEYS means "no keys" (so that `--identity` alone works), not an empty
+    // --key, which clap would refuse. Done before any thread exists.
+    if std::env::var_os("KSEAL_KEYS").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("KSEAL_KEYS");
+    }
+    let parsed = cli::Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let cli = match parsed {
+        Ok((c, m)) => {
+            let mut c = c;
+            // KSEAL_CERT is a default below an explicit --recipient and a .kseal.yaml rule.
+            if let (cli::Command::Seal(a), Some(("seal", sm))) = (&mut c.command, m.subcommand()) {
+                a.cert_from_env =
+                    sm.value_source("cert") == Some(clap::parser::ValueSource::EnvVariable);
+            }
+            c
+        }
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = e.print();

@@ -387,7 +387,8 @@ fn merge_into_changes_only_the_merged_items() {
     let after: Vec<&str> = merged.lines().collect();
     // Every line that is not an item we merged is byte-for-byte the same, in the same order.
     let keep = |l: &&&str| {
-        !l.trim_start().starts_with("foo:")
+        !l.contains("sealedsecrets.kseal.dev/seal-records")
+            && !l.trim_start().starts_with("foo:")
             && !l.trim_start().starts_with("extra:")
             && !l.trim_start().starts_with("tier:")
             && !l.trim_start().starts_with("labels:")
@@ -589,6 +590,15 @@ fn unsealed_output_is_private_even_over_a_readable_file() {
 const GO_FP: &str = "SHA256:36conBMtagqqo3lrH7A1f9KbsA8D7mqxgEhitQ81Uv4";
 const TLS_FP: &str = "SHA256:2S153aXBdE8nMzbcUJ49TobRZJKsfU3Iu6AmpeWx1Ac";
 const SEALED_WITH: &str = "sealedsecrets.kseal.dev/sealed-with";
+const SEAL_RECORDS: &str = "sealedsecrets.kseal.dev/seal-records";
+
+/// `text` without its seal-records annotation line (its value changes with every seal).
+fn without_records(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.contains(SEAL_RECORDS))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
 
 #[test]
 fn seal_records_the_sealing_key_on_the_sealed_secret_only() {
@@ -635,6 +645,17 @@ fn seal_records_the_sealing_key_on_the_sealed_secret_only() {
     );
 }
 
+/// The string a one-line YAML scalar (plain, single- or double-quoted JSON-style) stands for.
+fn serde_yaml_value(scalar: &str) -> Option<String> {
+    if scalar.starts_with('"') {
+        serde_json::from_str(scalar).ok()
+    } else if let Some(inner) = scalar.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+        Some(inner.replace("''", "'"))
+    } else {
+        Some(scalar.to_string())
+    }
+}
+
 /// `before` with the lines of `inserted` (in order) added: every old line stays, in order.
 fn assert_only_inserted(before: &str, after: &str, inserted: &[&str]) {
     let mut expected: Vec<&str> = before.lines().collect();
@@ -667,7 +688,19 @@ fn merge_into_unions_the_sealing_key_hint() {
             &["seal", "--cert", p(&fix(cert)), "--merge-into", p(&target)],
             Some(input.as_bytes()),
         ));
-        fs::read_to_string(&target).unwrap()
+        let text = fs::read_to_string(&target).unwrap();
+        // Every item merged so far has its seal record; the kubeseal item has none.
+        let records: serde_json::Value = serde_json::from_str(
+            text.lines()
+                .find(|l| l.contains(SEAL_RECORDS))
+                .and_then(|l| serde_yaml_value(l.split_once(": ").unwrap().1))
+                .unwrap()
+                .as_str(),
+        )
+        .unwrap();
+        assert!(records.get(item).is_some(), "{text}");
+        assert!(records.get("foo").is_none(), "{text}");
+        without_records(&text)
     };
 
     // The old items' key is unknown: the hint names the new key only.
@@ -745,10 +778,11 @@ fn merge_into_a_json_file_adds_the_hint_in_json() {
     assert_eq!(v["metadata"]["annotations"][SEALED_WITH], GO_FP);
     assert!(
         merged.contains(&format!(
-            "      \"sealedsecrets.bitnami.com/namespace-wide\": \"true\",\n      \"{SEALED_WITH}\": \"{GO_FP}\"\n    }}\n  }},"
+            "      \"sealedsecrets.bitnami.com/namespace-wide\": \"true\",\n      \"{SEALED_WITH}\": \"{GO_FP}\",\n      \"{SEAL_RECORDS}\": \"{{\\\"new\\\":\\\"v1;{GO_FP};ZGVmYXVsdA==;"
         )),
         "{merged}"
     );
+    assert!(merged.contains("\\\"}\"\n    }\n  },"), "{merged}");
     assert_eq!(
         v["spec"]["template"]["metadata"]["annotations"]
             .as_object()

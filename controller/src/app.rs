@@ -2,7 +2,8 @@
 //!
 //! 1. metrics, the key manager, and both HTTP servers first, so `/healthz` answers while
 //!    everything else starts (`/v1/cert.pem` answers 500 until a key is loaded);
-//! 2. every replica loads the key Secrets and watches them for keys added at run time;
+//! 2. every replica loads the key Secrets and age identity Secrets and watches them for keys
+//!    and identities added at run time;
 //! 3. leader election on a Lease (unless `--leader-elect=false`; under Bitnami's RBAC, which
 //!    has no Lease rules, the controller runs unelected and says so);
 //! 4. while leading: the key duties ([`crate::keyloop::lead_keys`]) and one reconciler per
@@ -81,20 +82,23 @@ pub async fn run(
         &config.key_prefix,
         config.key_order_priority,
     );
-    let keys = Arc::new(KeyManager::new(
-        store,
-        KeyPolicy {
-            profile: KeyProfile {
-                bits: config.key_size,
-                common_name: config.my_cn.clone(),
-                validity: time::Duration::seconds(config.key_ttl.as_secs()),
+    let keys = Arc::new(
+        KeyManager::new(
+            store,
+            KeyPolicy {
+                profile: KeyProfile {
+                    bits: config.key_size,
+                    common_name: config.my_cn.clone(),
+                    validity: time::Duration::seconds(config.key_ttl.as_secs()),
+                },
+                cutoff: config.key_cutoff_time,
+                labels: config.privatekey_labels.clone(),
+                annotations: config.privatekey_annotations.clone(),
+                cert_configmap: config.cert_configmap.clone(),
             },
-            cutoff: config.key_cutoff_time,
-            labels: config.privatekey_labels.clone(),
-            annotations: config.privatekey_annotations.clone(),
-            cert_configmap: config.cert_configmap.clone(),
-        },
-    ));
+        )
+        .with_age(config.age),
+    );
 
     // 1. HTTP first.
     let api_state = ApiState::new(
@@ -104,6 +108,7 @@ pub async fn run(
             rate_limit: config.rate_limit,
             rate_limit_burst: config.rate_limit_burst,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
+            age: config.age,
             ..Default::default()
         },
     )
@@ -149,9 +154,12 @@ pub async fn run(
     tracing::info!(
         namespace = %config.namespace,
         keys = loaded.loaded,
+        age_identities = loaded.age_loaded,
+        age = config.age,
         "loaded the sealing keys"
     );
     tokio::spawn(keyloop::watch_key_secrets(keys.clone(), shutdown.clone()));
+    tokio::spawn(keyloop::watch_age_secrets(keys.clone(), shutdown.clone()));
 
     // 3. Leader election.
     let (leading_tx, mut leading) = watch::channel(false);

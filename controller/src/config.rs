@@ -170,6 +170,11 @@ pub struct Flags {
         default_value = "sealed-secrets-cert"
     )]
     pub cert_configmap: String,
+    /// Hold an age identity beside the RSA keys: generate, renew and publish it (ConfigMap data
+    /// `age-recipient`, /v1/age-recipient). false: none is generated or published; identities
+    /// that exist still open age blobs
+    #[arg(long, env = "SEALED_SECRETS_AGE", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub age: bool,
 }
 
 /// A flag value that does not parse.
@@ -237,6 +242,7 @@ pub struct Config {
     pub leader_election_id: String,
     pub lease_duration: SignedDuration,
     pub cert_configmap: Option<String>,
+    pub age: bool,
 }
 
 impl Flags {
@@ -347,6 +353,7 @@ impl Flags {
             lease_duration: go_duration(&self.lease_duration)
                 .map_err(|r| bad("lease-duration", &self.lease_duration, r))?,
             cert_configmap: Some(self.cert_configmap.clone()).filter(|c| !c.is_empty()),
+            age: self.age,
         })
     }
 }
@@ -463,6 +470,13 @@ mod tests {
         assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.listen_metrics_addr, "0.0.0.0:8081".parse().unwrap());
         assert_eq!(c.read_timeout, SignedDuration::from_secs(120));
+        assert!(c.age, "age identities are on by default");
+    }
+
+    #[test]
+    fn age_can_be_turned_off() {
+        assert!(!parse(&["--age=false"]).resolve(None, None).unwrap().age);
+        assert!(parse(&["--age"]).resolve(None, None).unwrap().age);
     }
 
     #[test]

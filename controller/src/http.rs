@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `/healthz` | 200 `ok\n`; depends on nothing, so it answers while the watches start |
 //! | `/v1/cert.pem` | the newest key's certificate; 500 `cannot get certificate\n` without one |
+//! | `/v1/age-recipient` | kseal: the newest age identity's recipient, `age1…\n` (text/plain); 500 `cannot get age recipient\n` without one or with `--age=false` |
 //! | `/v1/verify` | 200 when every item opens with some key, 409 when not; rate-limited |
 //! | `/v1/rotate` | the SealedSecret re-sealed with the newest key, as compact JSON |
 //!
@@ -76,6 +77,8 @@ use crate::ratelimit::{vary_key, Clock, InvalidQuota, RateLimiter, SystemClock};
 pub const HEALTHZ_PATH: &str = "/healthz";
 /// The sealing certificate.
 pub const CERT_PATH: &str = "/v1/cert.pem";
+/// The newest age recipient (kseal).
+pub const AGE_RECIPIENT_PATH: &str = "/v1/age-recipient";
 /// Does a SealedSecret decrypt with the controller's keys.
 pub const VERIFY_PATH: &str = "/v1/verify";
 /// Re-seal a SealedSecret with the newest key.
@@ -99,6 +102,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// `--accept-deprecated-v1-data` (default true).
     pub accept_deprecated_v1_data: bool,
+    /// `--age` (default true): serve the newest age recipient on `/v1/age-recipient`.
+    pub age: bool,
 }
 
 impl Default for ApiConfig {
@@ -108,6 +113,7 @@ impl Default for ApiConfig {
             rate_limit_burst: 2,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             accept_deprecated_v1_data: true,
+            age: true,
         }
     }
 }
@@ -128,6 +134,7 @@ pub struct ApiState {
     limiter: Arc<RateLimiter>,
     max_body_bytes: usize,
     unseal_options: UnsealOptions,
+    age: bool,
 }
 
 impl ApiState {
@@ -160,6 +167,7 @@ impl ApiState {
             unseal_options: UnsealOptions {
                 accept_deprecated_v1_data: config.accept_deprecated_v1_data,
             },
+            age: config.age,
         })
     }
 
@@ -188,6 +196,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(HEALTHZ_PATH, any(healthz))
         .route(CERT_PATH, any(cert_pem))
+        .route(AGE_RECIPIENT_PATH, any(age_recipient))
         .route(VERIFY_PATH, any(verify))
         .route(ROTATE_PATH, any(rotate))
         .fallback(not_found)
@@ -232,6 +241,31 @@ async fn cert_pem(State(s): State<ApiState>, method: Method) -> Response {
             None => {
                 tracing::warn!("cannot get certificate: no sealing key yet");
                 go_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot get certificate")
+            }
+        }
+    })
+    .await
+}
+
+async fn age_recipient(State(s): State<ApiState>, method: Method) -> Response {
+    s.instrumented(AGE_RECIPIENT_PATH, &method, async {
+        let registry = s.snapshot();
+        match registry.newest_age().filter(|_| s.age) {
+            Some(id) => (
+                [(header::CONTENT_TYPE, TEXT_PLAIN)],
+                format!("{}\n", id.identity.recipient()),
+            )
+                .into_response(),
+            None => {
+                if s.age {
+                    tracing::warn!("cannot get age recipient: no age identity yet");
+                } else {
+                    tracing::info!("cannot get age recipient: age is off (--age=false)");
+                }
+                go_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot get age recipient",
+                )
             }
         }
     })

@@ -1,13 +1,17 @@
 //! The key tasks that run for the controller's whole life (reference §4.2, §4.5):
 //!
-//! - every replica watches the key Secrets of its namespace and registers keys added or
-//!   relabelled `active` at run time (including the leader's new keys), so `/v1/cert.pem`,
-//!   `/v1/verify` and the reconciler use them without a restart. A deleted or relabelled-away
-//!   key stays registered until the next restart, as in Bitnami: a key is never dropped while
-//!   SealedSecrets may still need it;
-//! - the leader generates the first key, renews every `--key-renew-period` (the next renewal is
-//!   `period` after the newest key, so a manual renewal also postpones the automatic one), on
-//!   SIGUSR1, and on a renewal request, and publishes the newest certificate.
+//! - every replica watches the key Secrets and the age identity Secrets of its namespace and
+//!   registers keys and identities added or relabelled `active` at run time (including the
+//!   leader's new ones), so `/v1/cert.pem`, `/v1/age-recipient`, `/v1/verify` and the
+//!   reconciler use them without a restart. A deleted or relabelled-away key stays registered
+//!   until the next restart, as in Bitnami: a key is never dropped while SealedSecrets may still
+//!   need it;
+//! - the leader generates the first key and age identity (the identity is retried on its own,
+//!   so a failure there holds up nothing else), renews every `--key-renew-period`
+//!   (the next renewal is `period` after the newest RSA key, so a manual renewal also postpones
+//!   the automatic one), on SIGUSR1, and on a renewal request (each renewal makes an RSA key
+//!   and, unless `--age=false`, an age identity), and publishes the newest certificate and age
+//!   recipient.
 //!
 //! # Renewal requests (RBAC-authorized)
 //!
@@ -39,22 +43,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::keymanager::KeyManager;
 use crate::keys::next_renewal;
-use crate::keystore::{key_from_secret, scrub};
+use crate::keystore::{
+    age_identity_from_secret, key_from_secret, scrub, AGE_IDENTITY_LABEL, AGE_IDENTITY_LABEL_ACTIVE,
+};
 
-/// Set on the certificate ConfigMap to request a new key (see the module docs).
-pub const ANNOTATION_RENEW_REQUESTED: &str = "sealedsecrets.kseal.dev/renew-requested-at";
-/// The last request the controller honoured.
-pub const ANNOTATION_RENEW_HANDLED: &str = "sealedsecrets.kseal.dev/renew-handled-at";
+pub use kseal_crds::{ANNOTATION_RENEW_HANDLED, ANNOTATION_RENEW_REQUESTED};
 
 fn is_forbidden(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403)
 }
 
-/// Registers key Secrets as they appear (every replica), until `stop`.
-pub async fn watch_key_secrets(keys: Arc<KeyManager>, stop: CancellationToken) {
+/// Watches the Secrets of the controller namespace that match `selector` until `stop`, handing
+/// each added or changed one to `on_apply` and scrubbing it afterwards (they hold private
+/// keys). Deletions are only logged: a key stays registered until the controller restarts.
+async fn watch_secrets(
+    keys: &KeyManager,
+    selector: String,
+    what: &'static str,
+    stop: CancellationToken,
+    mut on_apply: impl FnMut(&k8s_openapi::api::core::v1::Secret),
+) {
     let api = keys.store().secrets().clone();
-    let priority = keys.store().priority();
-    let cfg = watcher::Config::default().labels(&format!("{KEY_LABEL}={KEY_LABEL_ACTIVE}"));
+    let cfg = watcher::Config::default().labels(&selector);
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     loop {
         let ev = tokio::select! {
@@ -64,31 +74,59 @@ pub async fn watch_key_secrets(keys: Arc<KeyManager>, stop: CancellationToken) {
         match ev {
             None => return,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "watching key Secrets failed; retrying");
+                tracing::warn!(error = %e, "watching {what} Secrets failed; retrying");
             }
             Some(Ok(Event::Apply(mut s) | Event::InitApply(mut s))) => {
-                let name = s.metadata.name.clone().unwrap_or_default();
-                match key_from_secret(&s, priority) {
-                    Ok(k) => {
-                        let fp = k.key.fingerprint().to_string();
-                        if keys.add(k) {
-                            tracing::info!(secret = %name, fingerprint = %fp, "registered a key added at run time");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "ignoring an unreadable key Secret"),
-                }
+                on_apply(&s);
                 scrub(&mut s);
             }
             Some(Ok(Event::Delete(mut s))) => {
                 tracing::warn!(
                     secret = %s.metadata.name.clone().unwrap_or_default(),
-                    "a key Secret was deleted or relabelled; its key stays in use until the controller restarts"
+                    "a {what} Secret was deleted or relabelled; it stays in use until the controller restarts"
                 );
                 scrub(&mut s);
             }
             Some(Ok(_)) => {}
         }
     }
+}
+
+/// Registers key Secrets as they appear (every replica), until `stop`.
+pub async fn watch_key_secrets(keys: Arc<KeyManager>, stop: CancellationToken) {
+    let priority = keys.store().priority();
+    let selector = format!("{KEY_LABEL}={KEY_LABEL_ACTIVE}");
+    watch_secrets(&keys, selector, "key", stop, |s| {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        match key_from_secret(s, priority) {
+            Ok(k) => {
+                let fp = k.key.fingerprint().to_string();
+                if keys.add(k) {
+                    tracing::info!(secret = %name, fingerprint = %fp, "registered a key added at run time");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable key Secret"),
+        }
+    })
+    .await;
+}
+
+/// Registers age identity Secrets as they appear (every replica), until `stop`.
+pub async fn watch_age_secrets(keys: Arc<KeyManager>, stop: CancellationToken) {
+    let selector = format!("{AGE_IDENTITY_LABEL}={AGE_IDENTITY_LABEL_ACTIVE}");
+    watch_secrets(&keys, selector, "age identity", stop, |s| {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        match age_identity_from_secret(s, Timestamp::now()) {
+            Ok(i) => {
+                let recipient = i.identity.recipient().to_string();
+                if keys.add_age(i) {
+                    tracing::info!(secret = %name, recipient = %recipient, "registered an age identity added at run time");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable age identity Secret"),
+        }
+    })
+    .await;
 }
 
 fn handled(cm: &ConfigMap) -> Option<String> {
@@ -190,6 +228,9 @@ pub async fn lead_keys(
             }
         }
     }
+    // The first age identity, retried beside the other duties: a failure there must not hold
+    // up the certificate, renewals or reconciling.
+    let first_age = tokio::spawn(ensure_age_identity(keys.clone(), stop.clone()));
 
     let publisher = tokio::spawn(publish_certificates(keys.clone(), stop.clone()));
     let (req_tx, mut requests) = mpsc::channel(4);
@@ -229,8 +270,15 @@ pub async fn lead_keys(
             }
         }
         match keys.renew_only(Timestamp::now()).await {
-            Ok(name) => {
+            Ok(renewal) => {
+                let name = &renewal.key_secret;
                 tracing::info!(secret = %name, cause = ?cause, "New key written to {}/{name}", keys.store().namespace());
+                if let Some(age) = &renewal.age_secret {
+                    tracing::info!(secret = %age, cause = ?cause, "New age identity written to {}/{age}", keys.store().namespace());
+                }
+                if let Some(e) = &renewal.age_error {
+                    tracing::error!(error = %e, cause = ?cause, "the key was renewed but the age identity was not");
+                }
                 if let RenewalCause::Request(v) = &cause {
                     mark_handled(&keys, v).await;
                 }
@@ -239,8 +287,37 @@ pub async fn lead_keys(
         }
     }
     publisher.abort();
+    first_age.abort();
     if let Some(t) = watcher_task {
         t.abort();
+    }
+}
+
+/// Generates the first age identity when there is none (or the newest is older than the
+/// cutoff), retried with backoff until it is stored or `stop`.
+async fn ensure_age_identity(keys: Arc<KeyManager>, stop: CancellationToken) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match keys.ensure_age_identity(Timestamp::now()).await {
+            Ok(Some(name)) => {
+                let recipient = keys
+                    .current()
+                    .newest_age()
+                    .map(|i| i.identity.recipient().to_string())
+                    .unwrap_or_default();
+                tracing::info!(secret = %name, recipient = %recipient, "New age identity written to {}/{name}", keys.store().namespace());
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot generate the first age identity; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
     }
 }
 
@@ -272,16 +349,14 @@ async fn mark_handled(keys: &KeyManager, value: &str) {
     }
 }
 
-/// Publishes the newest certificate now and whenever the newest key changes.
+/// Publishes the newest certificate and age recipient now and whenever either changes.
 async fn publish_certificates(keys: Arc<KeyManager>, stop: CancellationToken) {
     let mut rx = keys.subscribe();
-    let mut published: Option<String> = None;
+    let mut published: Option<(String, Option<String>)> = None;
     let mut warned = false;
     loop {
-        let newest = rx
-            .borrow_and_update()
-            .newest()
-            .map(|k| k.key.fingerprint().to_string());
+        rx.borrow_and_update();
+        let newest = keys.published_state();
         if newest.is_some() && newest != published {
             match keys.publish_certificate().await {
                 Ok(()) => {

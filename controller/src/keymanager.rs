@@ -4,6 +4,11 @@
 //! This file holds the start-up step of reference §4.2: load every key Secret, generate a key
 //! when there is none or the newest is older than `--key-cutoff-time` (stored first, registered
 //! only once the write succeeded), and publish the newest certificate.
+//!
+//! Age identities ride along (unless `--age=false`, [`KeyManager::with_age`]): loaded with the
+//! keys, generated under the same rules, renewed together with the RSA key, and the newest
+//! recipient published next to the certificate. With age off none is generated or published,
+//! but the identities found are still loaded: age blobs sealed earlier keep opening.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +17,12 @@ use k8s_openapi::jiff::Timestamp;
 use kseal_crypto::keygen::{generate, KeyProfile};
 use tokio::sync::watch;
 
-use crate::keys::{needs_key_at_startup, KeyRegistry};
+use kseal_crypto::AgeIdentity;
+
+use crate::keys::{
+    needs_age_identity_at_startup, needs_key_at_startup, KeyRegistry, RegisteredAgeIdentity,
+    RegisteredKey,
+};
 use crate::keystore::{KeyStore, KeyStoreError};
 
 /// What new keys look like and where the certificate is published.
@@ -35,6 +45,7 @@ pub struct KeyPolicy {
 pub struct KeyManager {
     store: KeyStore,
     policy: KeyPolicy,
+    age: bool,
     keys: watch::Sender<Arc<KeyRegistry>>,
 }
 
@@ -43,21 +54,51 @@ pub struct KeyManager {
 pub struct Startup {
     /// Keys loaded from Secrets.
     pub loaded: usize,
-    /// Key Secrets that could not be read (named in the errors; never fatal).
+    /// Age identities loaded from Secrets.
+    pub age_loaded: usize,
+    /// Key and age identity Secrets that could not be read (named in the errors; never fatal).
     pub unreadable: Vec<KeyStoreError>,
     /// The Secret of a key generated now, if one was.
     pub generated: Option<String>,
+    /// The Secret of an age identity generated now, if one was.
+    pub age_generated: Option<String>,
+}
+
+/// What a renewal did.
+#[derive(Debug)]
+pub struct Renewal {
+    /// The new RSA key's Secret.
+    pub key_secret: String,
+    /// The new age identity's Secret (`None` with `--age=false` or when it failed).
+    pub age_secret: Option<String>,
+    /// Why no age identity was made although age is on. The RSA key is renewed regardless:
+    /// the identity follows at the next renewal or leader start-up.
+    pub age_error: Option<KeyStoreError>,
 }
 
 impl KeyManager {
-    /// A manager over `store`; subscribe with [`KeyManager::subscribe`].
+    /// A manager over `store`, with age identities on; subscribe with
+    /// [`KeyManager::subscribe`].
     pub fn new(store: KeyStore, policy: KeyPolicy) -> Self {
         let (keys, _) = watch::channel(Arc::new(KeyRegistry::default()));
         KeyManager {
             store,
             policy,
+            age: true,
             keys,
         }
+    }
+
+    /// `--age`: whether age identities are generated, renewed and published (default true).
+    /// Identities that exist are loaded and open age blobs either way.
+    pub fn with_age(mut self, enabled: bool) -> Self {
+        self.age = enabled;
+        self
+    }
+
+    /// Whether age identities are generated and published.
+    pub fn age_enabled(&self) -> bool {
+        self.age
     }
 
     /// A receiver of the current registry (every change is published as a new `Arc`).
@@ -70,13 +111,20 @@ impl KeyManager {
         self.keys.borrow().clone()
     }
 
-    /// Loads every key Secret and generates a key when the rules say so (see the module docs).
+    /// Loads every key and age identity Secret and generates a key (and an age identity) when
+    /// the rules say so (see the module docs), then publishes.
     pub async fn startup(&self, now: Timestamp) -> Result<Startup, KeyStoreError> {
-        let (loaded, unreadable) = self.store.load().await?;
+        let (loaded, mut unreadable) = self.store.load().await?;
+        let (age_loaded, age_unreadable) = self.store.load_age(now).await?;
+        unreadable.extend(age_unreadable);
         let mut registry = KeyRegistry::default();
         let count = loaded.len();
+        let age_count = age_loaded.len();
         for k in loaded {
             registry.register(k);
+        }
+        for i in age_loaded {
+            registry.register_age(i);
         }
         let mut generated = None;
         if needs_key_at_startup(&registry, self.policy.cutoff) {
@@ -84,38 +132,53 @@ impl KeyManager {
             generated = key.secret_name.clone();
             registry.register(key);
         }
+        let mut age_generated = None;
+        if self.age && needs_age_identity_at_startup(&registry, self.policy.cutoff) {
+            let id = self.generate_and_store_age(now).await?;
+            age_generated = id.secret_name.clone();
+            registry.register_age(id);
+        }
         self.publish(registry).await?;
         Ok(Startup {
             loaded: count,
+            age_loaded: age_count,
             unreadable,
             generated,
+            age_generated,
         })
     }
 
-    /// Generates a key now (renewal, SIGUSR1, a renewal request) and makes it the sealing key.
-    pub async fn renew(&self, now: Timestamp) -> Result<String, KeyStoreError> {
-        let key = self.generate_and_store(now).await?;
-        let name = key.secret_name.clone().unwrap_or_default();
-        let mut registry = (*self.current()).clone();
-        registry.register(key);
-        self.publish(registry).await?;
-        Ok(name)
+    /// Generates a key (and an age identity) now (renewal, SIGUSR1, a renewal request) and
+    /// makes it the sealing key, then publishes.
+    pub async fn renew(&self, now: Timestamp) -> Result<Renewal, KeyStoreError> {
+        let renewal = self.renew_only(now).await?;
+        self.publish((*self.current()).clone()).await?;
+        Ok(renewal)
     }
 
-    /// Loads every key Secret without generating or publishing anything: what every replica
-    /// does at start-up (the leader then calls [`KeyManager::ensure_key`]).
+    /// Loads every key and age identity Secret without generating or publishing anything: what
+    /// every replica does at start-up (the leader then calls [`KeyManager::ensure_key`] and
+    /// [`KeyManager::ensure_age_identity`]).
     pub async fn load(&self) -> Result<Startup, KeyStoreError> {
-        let (loaded, unreadable) = self.store.load().await?;
+        let (loaded, mut unreadable) = self.store.load().await?;
+        let (age_loaded, age_unreadable) = self.store.load_age(Timestamp::now()).await?;
+        unreadable.extend(age_unreadable);
         let count = loaded.len();
+        let age_count = age_loaded.len();
         let mut registry = (*self.current()).clone();
         for k in loaded {
             registry.register(k);
         }
+        for i in age_loaded {
+            registry.register_age(i);
+        }
         self.keys.send_replace(Arc::new(registry));
         Ok(Startup {
             loaded: count,
+            age_loaded: age_count,
             unreadable,
             generated: None,
+            age_generated: None,
         })
     }
 
@@ -131,9 +194,25 @@ impl KeyManager {
         Ok(name)
     }
 
+    /// Generates an age identity when age is on and there is none or the newest is older than
+    /// `--key-cutoff-time` (the leader's start-up step, after [`KeyManager::ensure_key`]).
+    /// Returns the new identity's Secret name.
+    pub async fn ensure_age_identity(
+        &self,
+        now: Timestamp,
+    ) -> Result<Option<String>, KeyStoreError> {
+        if !self.age || !needs_age_identity_at_startup(&self.current(), self.policy.cutoff) {
+            return Ok(None);
+        }
+        let id = self.generate_and_store_age(now).await?;
+        let name = id.secret_name.clone();
+        self.add_age(id);
+        Ok(name)
+    }
+
     /// Registers a key found at run time (a key Secret added or relabelled). Returns whether
     /// it was new. Keys are only ever added, never removed.
-    pub fn add(&self, key: crate::keys::RegisteredKey) -> bool {
+    pub fn add(&self, key: RegisteredKey) -> bool {
         let mut added = false;
         self.keys.send_if_modified(|current| {
             let mut registry = (**current).clone();
@@ -146,24 +225,66 @@ impl KeyManager {
         added
     }
 
-    /// Writes the newest certificate to the certificate ConfigMap (when configured).
-    pub async fn publish_certificate(&self) -> Result<(), KeyStoreError> {
-        let registry = self.current();
-        if let (Some(name), Some(newest)) = (&self.policy.cert_configmap, registry.newest()) {
-            if let Some(cert) = newest.key.certificate() {
-                self.store.publish_certificate(name, cert).await?;
+    /// Registers an age identity found at run time (an identity Secret added or relabelled).
+    /// Returns whether it was new. Identities are only ever added, never removed.
+    pub fn add_age(&self, identity: RegisteredAgeIdentity) -> bool {
+        let mut added = false;
+        self.keys.send_if_modified(|current| {
+            let mut registry = (**current).clone();
+            added = registry.register_age(identity);
+            if added {
+                *current = Arc::new(registry);
             }
-        }
-        Ok(())
+            added
+        });
+        added
     }
 
-    /// Generates and stores a key and registers it, without publishing the certificate (the
-    /// leader's publisher follows the registry).
-    pub async fn renew_only(&self, now: Timestamp) -> Result<String, KeyStoreError> {
+    /// What is published: the newest RSA key's fingerprint and, with age on, the newest age
+    /// recipient. The publisher writes again whenever this changes.
+    pub fn published_state(&self) -> Option<(String, Option<String>)> {
+        let registry = self.current();
+        let newest = registry.newest()?;
+        let age = self
+            .age
+            .then(|| {
+                registry
+                    .newest_age()
+                    .map(|i| i.identity.recipient().to_string())
+            })
+            .flatten();
+        Some((newest.key.fingerprint().to_string(), age))
+    }
+
+    /// Writes the newest certificate (and, with age on, the newest age recipient) to the
+    /// certificate ConfigMap (when configured).
+    pub async fn publish_certificate(&self) -> Result<(), KeyStoreError> {
+        self.publish_registry(&self.current()).await
+    }
+
+    /// Generates and stores a key, and with age on an age identity, and registers them, without
+    /// publishing (the leader's publisher follows the registry). A failed RSA key is an error
+    /// (nothing was renewed); a failed age identity after a stored key is reported in
+    /// [`Renewal::age_error`], so that a renewal request is not honoured twice.
+    pub async fn renew_only(&self, now: Timestamp) -> Result<Renewal, KeyStoreError> {
         let key = self.generate_and_store(now).await?;
-        let name = key.secret_name.clone().unwrap_or_default();
+        let key_secret = key.secret_name.clone().unwrap_or_default();
         self.add(key);
-        Ok(name)
+        let mut renewal = Renewal {
+            key_secret,
+            age_secret: None,
+            age_error: None,
+        };
+        if self.age {
+            match self.generate_and_store_age(now).await {
+                Ok(id) => {
+                    renewal.age_secret = id.secret_name.clone();
+                    self.add_age(id);
+                }
+                Err(e) => renewal.age_error = Some(e),
+            }
+        }
+        Ok(renewal)
     }
 
     /// The key store (for watches on key Secrets and the certificate ConfigMap).
@@ -176,10 +297,21 @@ impl KeyManager {
         &self.policy
     }
 
-    async fn generate_and_store(
+    async fn generate_and_store_age(
         &self,
         now: Timestamp,
-    ) -> Result<crate::keys::RegisteredKey, KeyStoreError> {
+    ) -> Result<RegisteredAgeIdentity, KeyStoreError> {
+        self.store
+            .store_new_age(
+                AgeIdentity::generate(),
+                &self.policy.labels,
+                &self.policy.annotations,
+                now,
+            )
+            .await
+    }
+
+    async fn generate_and_store(&self, now: Timestamp) -> Result<RegisteredKey, KeyStoreError> {
         let profile = self.policy.profile.clone();
         let when = time::OffsetDateTime::from_unix_timestamp(now.as_second()).map_err(|e| {
             KeyStoreError::Encode(kseal_crypto::Error::KeyGeneration(e.to_string()))
@@ -196,12 +328,21 @@ impl KeyManager {
             .await
     }
 
-    async fn publish(&self, registry: KeyRegistry) -> Result<(), KeyStoreError> {
+    async fn publish_registry(&self, registry: &KeyRegistry) -> Result<(), KeyStoreError> {
         if let (Some(name), Some(newest)) = (&self.policy.cert_configmap, registry.newest()) {
             if let Some(cert) = newest.key.certificate() {
-                self.store.publish_certificate(name, cert).await?;
+                let recipient = self
+                    .age
+                    .then(|| registry.newest_age().map(|i| i.identity.recipient()))
+                    .flatten();
+                self.store.publish(name, cert, recipient).await?;
             }
         }
+        Ok(())
+    }
+
+    async fn publish(&self, registry: KeyRegistry) -> Result<(), KeyStoreError> {
+        self.publish_registry(&registry).await?;
         self.keys.send_replace(Arc::new(registry));
         Ok(())
     }

@@ -5,11 +5,18 @@
 //! newest by ordering time seals, and it changes only when a key's ordering time is strictly
 //! later; a key is generated at start-up when there is none or the newest is older than
 //! `--key-cutoff-time`, then `--key-renew-period` after the newest key's time, then every period.
+//!
+//! Age identities (kseal's second sealing format) follow the same rules beside the RSA keys:
+//! every registered identity opens age blobs, none is removed at run time, the newest by
+//! ordering time (its Secret's creationTimestamp) is the published recipient, and one is
+//! generated when there is none or the newest is older than `--key-cutoff-time`. They have no
+//! certificate and no expiry, and they are renewed together with the RSA key (the renewal timer
+//! follows the newest RSA key).
 
 use std::sync::Arc;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kseal_crypto::{Fingerprint, Keyring, PrivateKey};
+use kseal_crypto::{AgeIdentity, Fingerprint, Keyring, PrivateKey};
 
 /// How keys loaded from Secrets are ordered (`--key-order-priority`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,11 +50,25 @@ pub struct RegisteredKey {
     pub secret_name: Option<String>,
 }
 
-/// All keys, in registration order, and which one seals.
+/// An age identity the controller holds.
+#[derive(Debug, Clone)]
+pub struct RegisteredAgeIdentity {
+    /// The identity (its `Debug` shows only the public recipient).
+    pub identity: Arc<AgeIdentity>,
+    /// When it counts as made, for choosing the newest: its Secret's creationTimestamp, or the
+    /// time it was generated.
+    pub ordering_time: Timestamp,
+    /// The Secret it lives in, if known.
+    pub secret_name: Option<String>,
+}
+
+/// All keys and age identities, in registration order, and which ones seal.
 #[derive(Debug, Default, Clone)]
 pub struct KeyRegistry {
     keys: Vec<RegisteredKey>,
     newest: Option<usize>,
+    age: Vec<RegisteredAgeIdentity>,
+    newest_age: Option<usize>,
     keyring: Keyring,
 }
 
@@ -68,24 +89,59 @@ impl KeyRegistry {
         true
     }
 
+    /// Registers an age identity. Returns false when one with the same recipient is already
+    /// there. The newest identity changes only on a strictly later time, as for keys.
+    pub fn register_age(&mut self, identity: RegisteredAgeIdentity) -> bool {
+        if !self
+            .keyring
+            .insert_age_identity_arc(identity.identity.clone())
+        {
+            return false;
+        }
+        let later = self
+            .newest_age
+            .is_none_or(|i| identity.ordering_time > self.age[i].ordering_time);
+        self.age.push(identity);
+        if later {
+            self.newest_age = Some(self.age.len() - 1);
+        }
+        true
+    }
+
     /// The key new seals use (`/v1/cert.pem`, `/v1/rotate`).
     pub fn newest(&self) -> Option<&RegisteredKey> {
         self.newest.map(|i| &self.keys[i])
     }
 
-    /// Every key, for decryption.
+    /// The age identity whose recipient is published (`/v1/age-recipient`, the certificate
+    /// ConfigMap's `age-recipient`).
+    pub fn newest_age(&self) -> Option<&RegisteredAgeIdentity> {
+        self.newest_age.map(|i| &self.age[i])
+    }
+
+    /// Every key and age identity, for decryption (both formats).
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
 
-    /// All keys in registration order.
+    /// All RSA keys in registration order.
     pub fn keys(&self) -> &[RegisteredKey] {
         &self.keys
     }
 
-    /// True when the key is registered.
+    /// All age identities in registration order.
+    pub fn age_identities(&self) -> &[RegisteredAgeIdentity] {
+        &self.age
+    }
+
+    /// True when the RSA key is registered.
     pub fn contains(&self, fp: &Fingerprint) -> bool {
         self.keyring.get(fp).is_some()
+    }
+
+    /// True when the age identity with this recipient fingerprint is registered.
+    pub fn contains_age(&self, fp: &Fingerprint) -> bool {
+        self.keyring.get_age_identity(fp).is_some()
     }
 }
 
@@ -107,6 +163,16 @@ pub fn needs_key_at_startup(registry: &KeyRegistry, cutoff: Option<Timestamp>) -
     match (registry.newest(), cutoff) {
         (None, _) => true,
         (Some(k), Some(c)) => k.ordering_time < c,
+        (Some(_), None) => false,
+    }
+}
+
+/// Whether an age identity must be generated at start-up: none exists, or the newest is older
+/// than the cutoff (by its ordering time, the Secret's creationTimestamp).
+pub fn needs_age_identity_at_startup(registry: &KeyRegistry, cutoff: Option<Timestamp>) -> bool {
+    match (registry.newest_age(), cutoff) {
+        (None, _) => true,
+        (Some(i), Some(c)) => i.ordering_time < c,
         (Some(_), None) => false,
     }
 }
@@ -188,6 +254,67 @@ mod tests {
             r.newest().unwrap().key.fingerprint(),
             keys()[0].fingerprint()
         );
+    }
+
+    fn age(hour: i64) -> RegisteredAgeIdentity {
+        RegisteredAgeIdentity {
+            identity: Arc::new(AgeIdentity::generate()),
+            ordering_time: t(hour),
+            secret_name: None,
+        }
+    }
+
+    #[test]
+    fn age_identities_are_registered_beside_the_keys() {
+        let mut r = KeyRegistry::default();
+        assert!(needs_age_identity_at_startup(&r, None));
+        assert!(r.newest_age().is_none());
+        let first = age(10);
+        let fp1 = first.identity.fingerprint().clone();
+        assert!(r.register_age(first.clone()));
+        assert!(!r.register_age(first), "an identity is registered once");
+        assert!(
+            r.register_age(age(10)),
+            "same time: registered for decryption"
+        );
+        assert_eq!(r.newest_age().unwrap().identity.fingerprint(), &fp1);
+        assert!(r.register_age(age(5)));
+        assert_eq!(
+            r.newest_age().unwrap().identity.fingerprint(),
+            &fp1,
+            "older identities never take over"
+        );
+        let later = age(11);
+        let fp4 = later.identity.fingerprint().clone();
+        assert!(r.register_age(later));
+        assert_eq!(r.newest_age().unwrap().identity.fingerprint(), &fp4);
+        assert_eq!(r.age_identities().len(), 4);
+        assert_eq!(r.keyring().age_len(), 4);
+        assert!(r.contains_age(&fp1) && !r.contains(&fp1));
+        // The RSA side is untouched: no newest key, no RSA key in the keyring.
+        assert!(r.newest().is_none() && r.keyring().is_empty());
+        assert!(needs_key_at_startup(&r, None));
+        assert!(!needs_age_identity_at_startup(&r, None));
+        assert!(needs_age_identity_at_startup(&r, Some(t(12))));
+        assert!(!needs_age_identity_at_startup(&r, Some(t(11))));
+    }
+
+    #[test]
+    fn the_keyring_opens_age_blobs_of_every_registered_identity() {
+        let mut r = KeyRegistry::default();
+        r.register(reg(0, 1));
+        let old = age(1);
+        let new = age(2);
+        let blob = kseal_crypto::seal_age(&[old.identity.to_public()], b"ns/n", b"v").unwrap();
+        r.register_age(old.clone());
+        r.register_age(new);
+        let (value, fp) = r.keyring().open_with_hint(&[], b"ns/n", &blob).unwrap();
+        assert_eq!(value.expose(), b"v");
+        assert_eq!(&fp, old.identity.fingerprint());
+        assert!(matches!(
+            r.keyring().open(b"ns/other", &blob),
+            Err(kseal_crypto::Error::LabelMismatch)
+        ));
     }
 
     #[test]

@@ -2,7 +2,33 @@
 //! writing new ones in Bitnami's format, and publishing the sealing certificate.
 //!
 //! Conversions between Secrets and keys are pure functions ([`key_from_secret`],
-//! [`key_secret`]); [`KeyStore`] does the API calls around them.
+//! [`key_secret`], [`age_identity_from_secret`], [`age_identity_secret`]); [`KeyStore`] does the
+//! API calls around them.
+//!
+//! # Age identity Secrets
+//!
+//! Each age identity lives in its own Secret in the controller's namespace, beside the RSA key
+//! Secrets and backed up the same way (`kubectl get secret -l …`):
+//!
+//! ```yaml
+//! apiVersion: v1
+//! kind: Secret
+//! type: Opaque
+//! metadata:
+//!   generateName: sealed-secrets-key-age-        # <--key-prefix>-age-
+//!   labels:
+//!     sealedsecrets.kseal.dev/age-identity: active   # plus --privatekey-labels
+//!   annotations:
+//!     sealedsecrets.kseal.dev/age-recipient: age1…   # plus --privatekey-annotations
+//! data:
+//!   age.key: <identity file: "# public key: age1…\nAGE-SECRET-KEY-1…\n">
+//! ```
+//!
+//! They deliberately do not carry Bitnami's `sealedsecrets.bitnami.com/sealed-secrets-key`
+//! label: Bitnami's controller would try to read them as RSA keys (and stop) if a cluster went
+//! back to it. `age.key` is what `age-keygen` writes (without its `# created:` line), so
+//! `age -d -i` reads it as it is. The recipient annotation is informational; the identity in
+//! `age.key` is what counts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +38,27 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use kseal_crypto::keyfile::{KEY_LABEL, KEY_LABEL_ACTIVE};
-use kseal_crypto::{Certificate, PrivateKey};
+use kseal_crypto::{AgeIdentity, AgeRecipient, Certificate, PrivateKey};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
-use crate::keys::{ordering_time, KeyOrderPriority, RegisteredKey};
+use crate::keys::{ordering_time, KeyOrderPriority, RegisteredAgeIdentity, RegisteredKey};
+
+/// The label that marks an age identity Secret (value [`AGE_IDENTITY_LABEL_ACTIVE`]).
+pub const AGE_IDENTITY_LABEL: &str = "sealedsecrets.kseal.dev/age-identity";
+/// The value of [`AGE_IDENTITY_LABEL`] on identities the controller loads.
+pub const AGE_IDENTITY_LABEL_ACTIVE: &str = "active";
+/// The data key of an age identity Secret: the identity file text.
+pub const AGE_IDENTITY_DATA_KEY: &str = "age.key";
+/// The annotation on an age identity Secret naming its public recipient (`age1…`).
+pub const ANNOTATION_AGE_RECIPIENT: &str = "sealedsecrets.kseal.dev/age-recipient";
+/// The data key of the certificate ConfigMap that holds the newest age recipient.
+pub const CONFIGMAP_AGE_RECIPIENT_KEY: &str = "age-recipient";
+
+/// The `generateName` of age identity Secrets for a key prefix: `<prefix>-age-`.
+pub fn age_secret_prefix(key_prefix: &str) -> String {
+    format!("{key_prefix}-age-")
+}
 
 /// What went wrong with a key Secret or a key-store call. Messages name the Secret, never key
 /// material.
@@ -126,6 +168,104 @@ pub fn key_secret(
     })
 }
 
+/// Reads an age identity Secret: `age.key` holds exactly one `AGE-SECRET-KEY-1…` identity
+/// (comments and blank lines allowed, as `age-keygen` writes). The ordering time is the
+/// Secret's creationTimestamp, or `fallback` when it has none. Errors name the Secret, never
+/// key material. The caller scrubs the Secret.
+pub fn age_identity_from_secret(
+    secret: &Secret,
+    fallback: Timestamp,
+) -> Result<RegisteredAgeIdentity, KeyStoreError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let bad = |reason: String| KeyStoreError::BadKeySecret {
+        name: name.clone(),
+        reason,
+    };
+    let file = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(AGE_IDENTITY_DATA_KEY))
+        .ok_or_else(|| bad(format!("no {AGE_IDENTITY_DATA_KEY}")))?;
+    // Borrowed, not copied: the text stays in the Secret, which the caller scrubs.
+    let text = std::str::from_utf8(&file.0)
+        .map_err(|_| bad(format!("{AGE_IDENTITY_DATA_KEY} is not UTF-8 text")))?;
+    let mut identities = AgeIdentity::parse_identity_file(text).map_err(|e| bad(e.to_string()))?;
+    if identities.len() != 1 {
+        return Err(bad(format!(
+            "{AGE_IDENTITY_DATA_KEY} holds {} identities; store one per Secret",
+            identities.len()
+        )));
+    }
+    let identity = identities.remove(0);
+    let created = secret.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    Ok(RegisteredAgeIdentity {
+        identity: std::sync::Arc::new(identity),
+        ordering_time: created.unwrap_or(fallback),
+        secret_name: Some(name),
+    })
+}
+
+/// Reads listed age identity Secrets, oldest first: the identities, and an error for each
+/// Secret that cannot be read (skipped, never fatal: one bad Secret must not stop the others).
+/// Every Secret is scrubbed.
+pub fn read_age_secrets(
+    mut secrets: Vec<Secret>,
+    now: Timestamp,
+) -> (Vec<RegisteredAgeIdentity>, Vec<KeyStoreError>) {
+    secrets.sort_by_key(|s| s.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    let mut identities = Vec::new();
+    let mut errors = Vec::new();
+    for mut s in secrets {
+        match age_identity_from_secret(&s, now) {
+            Ok(i) => identities.push(i),
+            Err(e) => errors.push(e),
+        }
+        scrub(&mut s);
+    }
+    (identities, errors)
+}
+
+/// The Secret a new age identity is stored in (see the module docs): `generateName:
+/// <key prefix>-age-`, type Opaque, the age identity label plus `--privatekey-labels`, the
+/// recipient annotation plus `--privatekey-annotations`, `age.key` the identity file. The caller
+/// must scrub it after use (it holds the identity).
+pub fn age_identity_secret(
+    identity: &AgeIdentity,
+    key_prefix: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Secret {
+    let mut all_labels = labels.clone();
+    // Never Bitnami's key label (its controller would read this Secret as an RSA key).
+    all_labels.remove(KEY_LABEL);
+    all_labels.insert(
+        AGE_IDENTITY_LABEL.to_string(),
+        AGE_IDENTITY_LABEL_ACTIVE.to_string(),
+    );
+    let mut all_annotations = annotations.clone();
+    all_annotations.insert(
+        ANNOTATION_AGE_RECIPIENT.to_string(),
+        identity.recipient().to_string(),
+    );
+    let file = identity.to_identity_file();
+    Secret {
+        metadata: ObjectMeta {
+            generate_name: Some(age_secret_prefix(key_prefix)),
+            labels: Some(all_labels),
+            annotations: Some(all_annotations),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_string()),
+        // `file` (Zeroizing) is wiped when it goes out of scope; the copy in the Secret is the
+        // caller's to scrub.
+        data: Some(BTreeMap::from([(
+            AGE_IDENTITY_DATA_KEY.to_string(),
+            ByteString(file.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
 /// Zeroizes and drops the data of a Secret that held a private key.
 pub fn scrub(secret: &mut Secret) {
     kseal_crds::seal::scrub(secret.data.take().unwrap_or_default(), BTreeMap::new());
@@ -233,6 +373,50 @@ impl KeyStore {
         Ok((keys, errors))
     }
 
+    /// Every age identity to register, oldest Secret first: the Secrets labelled
+    /// `sealedsecrets.kseal.dev/age-identity=active`. A Secret that does not parse is returned
+    /// as an error next to the identities, never fatal. `now` orders a Secret without a
+    /// creationTimestamp (the API server always sets one).
+    pub async fn load_age(
+        &self,
+        now: Timestamp,
+    ) -> Result<(Vec<RegisteredAgeIdentity>, Vec<KeyStoreError>), KeyStoreError> {
+        let selector = format!("{AGE_IDENTITY_LABEL}={AGE_IDENTITY_LABEL_ACTIVE}");
+        let list = self
+            .secrets
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| KeyStoreError::List {
+                namespace: self.namespace.clone(),
+                source,
+            })?;
+        Ok(read_age_secrets(list.items, now))
+    }
+
+    /// Stores a freshly generated age identity in a new Secret; register it only when this
+    /// succeeded. The ordering time is `now`.
+    pub async fn store_new_age(
+        &self,
+        identity: AgeIdentity,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> Result<RegisteredAgeIdentity, KeyStoreError> {
+        let mut secret = age_identity_secret(&identity, &self.prefix, labels, annotations);
+        let created = self.secrets.create(&PostParams::default(), &secret).await;
+        scrub(&mut secret);
+        let mut created = created.map_err(|source| KeyStoreError::Create {
+            namespace: self.namespace.clone(),
+            source,
+        })?;
+        scrub(&mut created);
+        Ok(RegisteredAgeIdentity {
+            identity: std::sync::Arc::new(identity),
+            ordering_time: now,
+            secret_name: created.metadata.name,
+        })
+    }
+
     /// Stores a freshly generated key in a new Secret. Only when the write succeeded may the
     /// caller register it (a key that is not stored would be lost at the next restart). The
     /// ordering time is `now`, as for Bitnami's own generated keys.
@@ -260,12 +444,32 @@ impl KeyStore {
 
     /// Publishes the sealing certificate in ConfigMap `name` (data `cert.pem` and
     /// `fingerprint`), so that anyone allowed to read it can seal without the API server's
-    /// service proxy. Server-side apply: idempotent, and it owns only these fields.
+    /// service proxy. Server-side apply: idempotent, and it owns only these fields (an
+    /// `age-recipient` published earlier by [`KeyStore::publish`] is removed).
     pub async fn publish_certificate(
         &self,
         name: &str,
         cert: &Certificate,
     ) -> Result<(), KeyStoreError> {
+        self.publish(name, cert, None).await
+    }
+
+    /// [`KeyStore::publish_certificate`], plus the newest age recipient as data `age-recipient`
+    /// (the `age1…` text, without a newline, like `fingerprint`) when given. Without one, a recipient this controller published
+    /// before is removed (server-side apply drops the fields its manager no longer sets).
+    pub async fn publish(
+        &self,
+        name: &str,
+        cert: &Certificate,
+        age_recipient: Option<&AgeRecipient>,
+    ) -> Result<(), KeyStoreError> {
+        let mut data = BTreeMap::from([
+            ("cert.pem".to_string(), cert.to_pem()),
+            ("fingerprint".to_string(), cert.fingerprint().to_string()),
+        ]);
+        if let Some(r) = age_recipient {
+            data.insert(CONFIGMAP_AGE_RECIPIENT_KEY.to_string(), r.to_string());
+        }
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -276,10 +480,7 @@ impl KeyStore {
                 )])),
                 ..Default::default()
             },
-            data: Some(BTreeMap::from([
-                ("cert.pem".to_string(), cert.to_pem()),
-                ("fingerprint".to_string(), cert.fingerprint().to_string()),
-            ])),
+            data: Some(data),
             ..Default::default()
         };
         self.configmaps
@@ -353,6 +554,169 @@ mod tests {
                 .to_string(),
             "key Secret \"k2\": no tls.key"
         );
+    }
+
+    fn age_secret(name: &str, data: &[u8], created: Option<i64>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                creation_timestamp: created.map(|s| {
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        Timestamp::from_second(s).unwrap(),
+                    )
+                }),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(
+                AGE_IDENTITY_DATA_KEY.into(),
+                ByteString(data.to_vec()),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn age_identity_secrets_have_their_own_label_and_read_back() {
+        let id = AgeIdentity::generate();
+        let labels = BTreeMap::from([
+            ("team".to_string(), "platform".to_string()),
+            (KEY_LABEL.to_string(), "active".to_string()),
+        ]);
+        let annotations = BTreeMap::from([("owner".to_string(), "ops".to_string())]);
+        let s = age_identity_secret(&id, "sealed-secrets-key", &labels, &annotations);
+        assert_eq!(
+            s.metadata.generate_name.as_deref(),
+            Some("sealed-secrets-key-age-")
+        );
+        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+        let l = s.metadata.labels.as_ref().unwrap();
+        assert_eq!(l[AGE_IDENTITY_LABEL], "active");
+        assert_eq!(l["team"], "platform");
+        assert!(
+            !l.contains_key(KEY_LABEL),
+            "never Bitnami's key label: its controller would read this as an RSA key"
+        );
+        let a = s.metadata.annotations.as_ref().unwrap();
+        assert_eq!(a[ANNOTATION_AGE_RECIPIENT], id.recipient().as_str());
+        assert_eq!(a["owner"], "ops");
+        let data = s.data.as_ref().unwrap();
+        assert_eq!(data.len(), 1);
+        let text = std::str::from_utf8(&data[AGE_IDENTITY_DATA_KEY].0).unwrap();
+        assert!(
+            text.starts_with("# public key: age1"),
+            "age-keygen's layout"
+        );
+        assert!(text.contains("\nAGE-SECRET-KEY-1"));
+
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let back = age_identity_from_secret(&s, now).unwrap();
+        assert_eq!(back.identity.recipient(), id.recipient());
+        assert_eq!(
+            back.ordering_time, now,
+            "no creationTimestamp: the fallback"
+        );
+        let shown = format!("{back:?}");
+        assert!(!shown.contains("AGE-SECRET-KEY"), "{shown}");
+
+        let mut stored = s.clone();
+        stored.metadata.name = Some("sealed-secrets-key-age-x1y2z".into());
+        stored.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::from_second(1_700_000_000).unwrap(),
+            ));
+        let back = age_identity_from_secret(&stored, now).unwrap();
+        assert_eq!(
+            back.ordering_time.as_second(),
+            1_700_000_000,
+            "ordered by creationTimestamp"
+        );
+        assert_eq!(
+            back.secret_name.as_deref(),
+            Some("sealed-secrets-key-age-x1y2z")
+        );
+    }
+
+    #[test]
+    fn an_age_keygen_file_is_accepted() {
+        let id = AgeIdentity::generate();
+        let file = format!(
+            "# created: 2026-01-01T00:00:00Z\n{}\n",
+            id.to_identity_file().as_str()
+        );
+        let back = age_identity_from_secret(
+            &age_secret("restored", file.as_bytes(), Some(1_700_000_000)),
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(back.identity.recipient(), id.recipient());
+    }
+
+    #[test]
+    fn unreadable_age_secrets_are_skipped_with_an_error_naming_the_secret() {
+        let good = AgeIdentity::generate();
+        let other = AgeIdentity::generate();
+        let two = format!(
+            "{}{}",
+            good.to_identity_file().as_str(),
+            other.to_identity_file().as_str()
+        );
+        let mut no_data = age_secret("a-none", b"", Some(1));
+        no_data.data = None;
+        let secrets = vec![
+            age_secret("c-good", good.to_identity_file().as_bytes(), Some(30)),
+            no_data,
+            age_secret("b-garbage", b"AGE-SECRET-KEY-1NOTAKEY\n", Some(2)),
+            age_secret("d-binary", &[0xff, 0xfe, 0x00], Some(3)),
+            age_secret("e-empty", b"# nothing here\n", Some(4)),
+            age_secret("f-two", two.as_bytes(), Some(5)),
+            age_secret("g-rsa", GO_KEY, Some(6)),
+            age_secret("h-recipient", good.recipient().as_str().as_bytes(), Some(7)),
+        ];
+        let secret_line = good
+            .to_identity_file()
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .unwrap()
+            .to_string();
+        let (ids, errors) = read_age_secrets(secrets, Timestamp::UNIX_EPOCH);
+        assert_eq!(ids.len(), 1, "the readable one is still loaded");
+        assert_eq!(ids[0].identity.recipient(), good.recipient());
+        let texts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(texts.len(), 7, "{texts:#?}");
+        let names = [
+            "a-none",
+            "b-garbage",
+            "d-binary",
+            "e-empty",
+            "f-two",
+            "g-rsa",
+            "h-recipient",
+        ];
+        for (t, name) in texts.iter().zip(names) {
+            assert!(
+                t.starts_with(&format!("key Secret {name:?}: ")),
+                "errors name the Secret, oldest first: {t}"
+            );
+            assert!(
+                !t.contains(secret_line.as_str())
+                    && !t.contains("NOTAKEY")
+                    && !t.contains("PRIVATE KEY"),
+                "errors never quote key material: {t}"
+            );
+        }
+        assert_eq!(texts[0], "key Secret \"a-none\": no age.key");
+        assert_eq!(
+            texts[4],
+            "key Secret \"f-two\": age.key holds 2 identities; store one per Secret"
+        );
+    }
+
+    #[test]
+    fn scrubbing_wipes_the_identity() {
+        let id = AgeIdentity::generate();
+        let mut s = age_identity_secret(&id, "p", &BTreeMap::new(), &BTreeMap::new());
+        scrub(&mut s);
+        assert!(s.data.is_none());
     }
 
     #[test]

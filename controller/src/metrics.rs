@@ -18,8 +18,9 @@
 //!   the seconds since its ordering time (computed at scrape time). `min()` over it is the age of
 //!   the newest key, which is what an "automatic renewal stopped" alert wants; one series per
 //!   key (a key is added every 30 days by default, none is ever removed at run time) also shows
-//!   which keys the controller holds. The fingerprint is public (it is printed by
-//!   `kseal cert`), never key material.
+//!   which keys the controller holds. Age identities have a series too, labelled with their
+//!   recipient's fingerprint (`SHA256:` over the `age1…` text, the same shape). The fingerprint
+//!   is public (it is printed by `kseal cert`), never key material.
 //! - `sealed_secrets_controller_workqueue_depth`: items waiting in the reconcile queue.
 //! - `sealed_secrets_controller_rsa_decryptions_total`: RSA private-key operations performed
 //!   (the cost of unsealing; the sealing-key hint and the restart record keep it low).
@@ -337,13 +338,19 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Records the keys the controller holds (call it whenever the registry changes). The
-    /// `key_age_seconds` series follow at the next scrape.
+    /// Records the keys and age identities the controller holds (call it whenever the registry
+    /// changes). The `key_age_seconds` series follow at the next scrape.
     pub fn observe_keys(&self, registry: &KeyRegistry) {
         let times = registry
             .keys()
             .iter()
             .map(|k| (k.key.fingerprint().to_string(), k.ordering_time))
+            .chain(
+                registry
+                    .age_identities()
+                    .iter()
+                    .map(|i| (i.identity.fingerprint().to_string(), i.ordering_time)),
+            )
             .collect();
         *lock(&self.key_times) = times;
     }

@@ -55,6 +55,12 @@ fn usage_and_configuration_errors_exit_2_with_one_line() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("--key-cutoff-time"));
+    let out = controller()
+        .env("SEALED_SECRETS_AGE", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("--age"));
 }
 
 #[test]

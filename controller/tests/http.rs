@@ -18,11 +18,11 @@ use k8s_openapi::jiff::Timestamp;
 use kseal_controller::http::{
     decode, router, serve_listener, ApiConfig, ApiState, DecodeError, ServeOptions,
 };
-use kseal_controller::keys::{KeyRegistry, RegisteredKey};
+use kseal_controller::keys::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
 use kseal_controller::metrics::{follow_keys, metrics_router, Metrics, UnsealErrorReason};
 use kseal_controller::ratelimit::ManualClock;
 use kseal_crds::SealedSecret;
-use kseal_crypto::{Certificate, Keyring, PrivateKey, Scope};
+use kseal_crypto::{AgeIdentity, Certificate, Keyring, PrivateKey, Scope};
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,6 +96,37 @@ fn go_registry() -> KeyRegistry {
 /// The Go key and a newer one: the newer seals, both open.
 fn two_key_registry() -> KeyRegistry {
     registry(&[(go_key(), 1_700_000_000), (new_key(), 1_800_000_000)])
+}
+
+/// Two age identities made once per test binary (the second is the newer one).
+fn age_ids() -> &'static [Arc<AgeIdentity>; 2] {
+    static I: OnceLock<[Arc<AgeIdentity>; 2]> = OnceLock::new();
+    I.get_or_init(|| {
+        [
+            Arc::new(AgeIdentity::generate()),
+            Arc::new(AgeIdentity::generate()),
+        ]
+    })
+}
+
+/// The Go key plus both age identities, registered at 1_700_000_000 and 1_800_000_000.
+fn age_registry() -> KeyRegistry {
+    let mut r = go_registry();
+    for (i, t) in [(0, 1_700_000_000), (1, 1_800_000_000)] {
+        assert!(r.register_age(RegisteredAgeIdentity {
+            identity: age_ids()[i].clone(),
+            ordering_time: at(t),
+            secret_name: None,
+        }));
+    }
+    r
+}
+
+/// `value` sealed in the age format for age identity `i`, for `namespace/name` (strict).
+fn age_item(i: usize, namespace: &str, name: &str, value: &[u8]) -> String {
+    let label = Scope::Strict.label(namespace, name);
+    let blob = kseal_crypto::seal_age(&[age_ids()[i].to_public()], &label, value).unwrap();
+    STANDARD.encode(blob)
 }
 
 struct Api {
@@ -271,7 +302,118 @@ async fn cert_pem_without_keys_is_500() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// /v1/age-recipient
+
+#[tokio::test]
+async fn age_recipient_serves_the_newest_recipient() {
+    let a = api(age_registry());
+    for method in ["GET", "POST"] {
+        let r = send(&a.router, method, "/v1/age-recipient", Body::empty()).await;
+        assert_eq!(r.status, StatusCode::OK, "{method}");
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(r.text(), format!("{}\n", age_ids()[1].recipient()));
+    }
+    let text = a.metrics.encode(Timestamp::now());
+    assert!(
+        text.contains(
+            r#"sealed_secrets_controller_http_requests_total{path="/v1/age-recipient",code="200",method="get"} 1"#
+        ),
+        "instrumented like /v1/cert.pem:\n{text}"
+    );
+
+    // An identity published later takes over only when it is newer.
+    let mut r = age_registry();
+    let newest = Arc::new(AgeIdentity::generate());
+    r.register_age(RegisteredAgeIdentity {
+        identity: newest.clone(),
+        ordering_time: at(1_900_000_000),
+        secret_name: None,
+    });
+    a.keys.send_replace(Arc::new(r));
+    let r = send(&a.router, "GET", "/v1/age-recipient", Body::empty()).await;
+    assert_eq!(r.text(), format!("{}\n", newest.recipient()));
+}
+
+#[tokio::test]
+async fn age_recipient_without_an_identity_or_with_age_off_is_500() {
+    let a = api(go_registry());
+    let r = send(&a.router, "GET", "/v1/age-recipient", Body::empty()).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.text(), "cannot get age recipient\n");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let text = a.metrics.encode(Timestamp::now());
+    assert!(text.contains(
+        r#"sealed_secrets_controller_http_requests_total{path="/v1/age-recipient",code="500",method="get"} 1"#
+    ));
+
+    // --age=false: not published, although the identities still open blobs.
+    let off = api_with(
+        age_registry(),
+        ApiConfig {
+            age: false,
+            ..Default::default()
+        },
+    );
+    let r = send(&off.router, "GET", "/v1/age-recipient", Body::empty()).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.text(), "cannot get age recipient\n");
+    let ss = sealed(
+        "default",
+        "mysecret",
+        &age_item(0, "default", "mysecret", b"x"),
+    );
+    let r = post_json(&off.router, "/v1/verify", &ss).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------------------------
 // /v1/verify
+
+#[tokio::test]
+async fn verify_opens_age_items_with_any_registered_identity() {
+    let a = api_with(
+        age_registry(),
+        ApiConfig {
+            rate_limit_burst: 10,
+            ..Default::default()
+        },
+    );
+    // An old identity's blob and an RSA blob side by side in one SealedSecret.
+    let mut ss = go_00();
+    ss["spec"]["encryptedData"]["age-old"] = json!(age_item(0, "default", "mysecret", b"a"));
+    ss["spec"]["encryptedData"]["age-new"] = json!(age_item(1, "default", "mysecret", b"b"));
+    let r = post_json(&a.router, "/v1/verify", &ss).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Renamed, and an item copied from another SealedSecret: 409.
+    let renamed = sealed(
+        "default",
+        "other",
+        &age_item(1, "default", "mysecret", b"a"),
+    );
+    let r = post_json(&a.router, "/v1/verify", &renamed).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let mut copied = go_00();
+    copied["spec"]["encryptedData"]["copied"] = json!(age_item(1, "default", "other", b"a"));
+    let r = post_json(&a.router, "/v1/verify", &copied).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // An identity the controller does not hold.
+    let stranger = AgeIdentity::generate();
+    let blob = kseal_crypto::seal_age(
+        &[stranger.to_public()],
+        &Scope::Strict.label("default", "mysecret"),
+        b"a",
+    )
+    .unwrap();
+    let r = post_json(
+        &a.router,
+        "/v1/verify",
+        &sealed("default", "mysecret", &STANDARD.encode(blob)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
 
 #[tokio::test]
 async fn verify_accepts_what_a_key_opens() {
@@ -603,6 +745,23 @@ async fn rotate_reseals_with_the_newest_key() {
 }
 
 #[tokio::test]
+async fn rotate_reseals_age_items_with_the_newest_rsa_key() {
+    let a = api(age_registry());
+    let ss = sealed(
+        "default",
+        "mysecret",
+        &age_item(0, "default", "mysecret", b"from-age"),
+    );
+    let r = post_json(&a.router, "/v1/rotate", &ss).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let out: SealedSecret = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        opens_with(&go_key(), &out, "password").as_deref(),
+        Some(&b"from-age"[..])
+    );
+}
+
+#[tokio::test]
 async fn rotate_forces_the_template_metadata_to_the_top_level_metadata() {
     let a = api(two_key_registry());
     let mut ss = go_00();
@@ -848,6 +1007,12 @@ async fn key_ages_follow_the_published_registry() {
     tx.send_replace(Arc::new(two_key_registry()));
     let text = wait_for(2).await;
     assert!(text.contains(&fp(&new_key())));
+    // Age identities have a series each, labelled with the recipient's fingerprint.
+    tx.send_replace(Arc::new(age_registry()));
+    let text = wait_for(3).await;
+    for id in age_ids() {
+        assert!(text.contains(&format!("fingerprint=\"{}\"", id.fingerprint())));
+    }
     drop(tx);
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

@@ -7,7 +7,9 @@
 //!
 //! [`seal::seal_secret`] and [`unseal::unseal`] are the Secret ⇄ SealedSecret transforms shared by
 //! the CLI and the controller; [`sealed_with`] reads the sealing-key hint that `seal_secret`
-//! records ([`ANNOTATION_SEALED_WITH`]) for `unseal`.
+//! records ([`ANNOTATION_SEALED_WITH`]) for `unseal`. [`seal::seal_secret_with`] seals in either
+//! format ([`seal::Sealer`]: Bitnami's RSA or age recipients) and also writes the per-item
+//! [`seal_record`]s ([`ANNOTATION_SEAL_RECORDS`]) that `kseal verify` checks offline.
 //!
 //! Boundaries: types and pure functions only: no client, no I/O, no async.
 
@@ -20,6 +22,7 @@ pub mod hint;
 pub mod meta;
 pub mod render;
 pub mod seal;
+pub mod seal_record;
 pub mod template;
 pub mod unseal;
 
@@ -62,6 +65,10 @@ pub const ANNOTATION_SKIP_SET_OWNER_REFERENCES: &str =
 /// copied to the Secret): comma-separated, sorted fingerprints (`SHA256:...`) of the keys that
 /// sealed its items, which the controller tries first. See [`hint`].
 pub const ANNOTATION_SEALED_WITH: &str = "sealedsecrets.kseal.dev/sealed-with";
+/// kseal's own, on a SealedSecret's top-level metadata only: one seal record per item (JSON,
+/// item name → `v1;<fingerprints>;<label>;<digest>`), which reveals nothing about the values.
+/// See [`seal_record`].
+pub const ANNOTATION_SEAL_RECORDS: &str = "sealedsecrets.kseal.dev/seal-records";
 
 /// A SealedSecret.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

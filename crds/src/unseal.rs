@@ -83,7 +83,18 @@ pub fn unseal(
     hint: &[Fingerprint],
     opts: UnsealOptions,
 ) -> Result<Unsealed, Error> {
-    let (_, label) = label_of(ss);
+    let (scope, label) = label_of(ss);
+    // An age value that opened under another label: say what it must be sealed for now.
+    let item_error = |e: kseal_crypto::Error| match e {
+        kseal_crypto::Error::LabelMismatch => format!(
+            "{e}, not for {}",
+            scope.describe_label(
+                ss.metadata.namespace.as_deref().unwrap_or(""),
+                ss.metadata.name.as_deref().unwrap_or("")
+            )
+        ),
+        e => e.to_string(),
+    };
     let mut keys_used = BTreeSet::new();
     let mut data: BTreeMap<String, SecretBytes> = BTreeMap::new();
     let mut base = Secret::default();
@@ -100,7 +111,7 @@ pub fn unseal(
             .map_err(|e| Error::Items(single("data", go_base64_error(&e))))?;
         let (plain, fp) = keyring
             .open_with_hint(hint, &label, &blob)
-            .map_err(|e| Error::Items(single("data", e.to_string())))?;
+            .map_err(|e| Error::Items(single("data", item_error(e))))?;
         keys_used.insert(fp);
         let mut s: Secret = serde_json::from_slice(plain.expose())
             .map_err(|e| Error::DeprecatedDataNotSecret(e.to_string()))?;
@@ -123,7 +134,7 @@ pub fn unseal(
                     keys_used.insert(fp);
                     data.insert(item.clone(), plain);
                 }
-                Err(e) => errors.push(item, e.to_string()),
+                Err(e) => errors.push(item, item_error(e)),
             }
         }
         if !errors.is_empty() {
@@ -192,4 +203,30 @@ pub fn go_base64_error(e: &base64::DecodeError) -> String {
         base64::DecodeError::InvalidPadding => 0,
     };
     format!("illegal base64 data at input byte {at}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kseal_crypto::{seal_age, AgeIdentity};
+
+    #[test]
+    fn a_moved_age_item_names_the_item_and_what_it_must_be_sealed_for() {
+        let id = AgeIdentity::generate();
+        let mut keyring = Keyring::new();
+        keyring.insert_age_identity(AgeIdentity::generate());
+        let blob = seal_age(&[id.to_public()], b"prod/db", b"v").unwrap();
+        keyring.insert_age_identity(id);
+        let mut ss = SealedSecret::default();
+        ss.metadata.namespace = Some("dev".into());
+        ss.metadata.name = Some("db".into());
+        ss.spec
+            .encrypted_data
+            .insert("password".into(), STANDARD.encode(&blob));
+        let e = unseal(&ss, &keyring, &[], UnsealOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sealed for another name, namespace or scope, not for strict scope, label \"dev/db\" (password)"
+        );
+    }
 }

@@ -439,6 +439,50 @@ pub fn seal_age(recipients: &[AgeRecipient], label: &[u8], value: &[u8]) -> Resu
     Ok(out)
 }
 
+/// What the header of an age blob says, read without any secret: see [`inspect_age`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgeHeader {
+    /// The type (first argument) of every recipient stanza, in order: `X25519` for kseal's
+    /// recipients, plus the random "grease" stanza age adds to every file.
+    pub stanza_types: Vec<String>,
+}
+
+impl AgeHeader {
+    /// How many `X25519` stanzas the header has: one per distinct recipient it was sealed for.
+    pub fn x25519_stanzas(&self) -> usize {
+        self.stanza_types.iter().filter(|t| *t == "X25519").count()
+    }
+}
+
+/// Parses the header of an age `blob` without decrypting anything (no identity needed): the
+/// version line, every stanza, the MAC line. For offline checks (`kseal verify`). Errors: those
+/// of [`Format::detect`], [`Error::MalformedAge`] for a header age cannot parse, more than
+/// [`MAX_STANZAS`] stanzas, or a passphrase (`scrypt`) file, which kseal never writes. The
+/// payload is not looked at: only a recipient can tell whether it is intact.
+pub fn inspect_age(blob: &[u8]) -> Result<AgeHeader, Error> {
+    if Format::detect(blob)? != Format::Age {
+        return Err(Error::MalformedAge("not an age file"));
+    }
+    let decryptor = ::age::Decryptor::new_buffered(blob).map_err(|e| header_error(blob, e))?;
+    if decryptor.is_scrypt() {
+        return Err(Error::MalformedAge("a passphrase-encrypted age file"));
+    }
+    if count_stanzas(blob) > MAX_STANZAS {
+        return Err(Error::MalformedAge("too many recipient stanzas"));
+    }
+    let stanza_types = blob
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .take_while(|line| !line.starts_with(b"---"))
+        .filter_map(|line| line.strip_prefix(b"-> "))
+        .map(|rest| {
+            let tag = rest.split(|&b| b == b' ').next().unwrap_or_default();
+            String::from_utf8_lossy(tag).into_owned()
+        })
+        .collect();
+    Ok(AgeHeader { stanza_types })
+}
+
 /// Opens a kseal-age `blob` sealed under `label` with the first of `identities` that can. See the
 /// module docs for which errors are told apart; trying several identities costs one X25519
 /// operation per stanza each.
@@ -539,6 +583,32 @@ fn header_error(blob: &[u8], e: ::age::DecryptError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_is_read_without_an_identity() {
+        let (a, b) = (AgeIdentity::generate(), AgeIdentity::generate());
+        let blob = seal_age(
+            &[a.to_public(), b.to_public(), a.to_public()],
+            b"ns/n",
+            b"v",
+        )
+        .unwrap();
+        let h = inspect_age(&blob).unwrap();
+        assert_eq!(h.x25519_stanzas(), 2, "{h:?}");
+        assert_eq!(
+            h.stanza_types.len(),
+            3,
+            "two recipients and age's grease stanza: {h:?}"
+        );
+        assert!(matches!(
+            inspect_age(&blob[..30]),
+            Err(Error::MalformedAge(_))
+        ));
+        assert!(matches!(
+            inspect_age(&[1, 0, 0]),
+            Err(Error::MalformedAge(_))
+        ));
+    }
 
     #[test]
     fn payload_split() {

@@ -70,6 +70,18 @@ pub(crate) fn split(blob: &[u8]) -> Result<Parts<'_>, Error> {
     })
 }
 
+/// Checks the structure of a Bitnami blob without any secret operation and returns the length
+/// of its RSA part (the modulus size of the key that sealed it: 256 for RSA-2048). Errors:
+/// [`Error::TooShort`] when the length prefix does not fit or no AES-GCM tag (16 bytes) follows.
+/// For offline checks (`kseal verify`); opening does the same checks itself.
+pub fn wrapped_key_len(blob: &[u8]) -> Result<usize, Error> {
+    let parts = split(blob)?;
+    if parts.body.len() < 16 {
+        return Err(Error::TooShort);
+    }
+    Ok(parts.wrapped_key.len())
+}
+
 /// Tries to open `parts` with one key. `None` for every kind of failure, so that callers cannot
 /// tell an OAEP failure from a GCM failure (no padding oracle).
 pub(crate) fn open_with(key: &PrivateKey, label: &[u8], parts: &Parts<'_>) -> Option<SecretBytes> {

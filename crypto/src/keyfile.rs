@@ -83,9 +83,15 @@ pub fn parse_key_file(bytes: &[u8]) -> Result<Vec<LoadedKey>, Error> {
                 for item in items {
                     let d: Doc = serde_yaml::from_value(item)
                         .map_err(|e| Error::UnrecognisedKeyFile(e.to_string()))?;
+                    // A backup also holds kseal's age identity Secrets (`age.key`): not RSA
+                    // keys, read by the age identity path instead.
+                    if is_age_identity(&d) {
+                        continue;
+                    }
                     out.push(from_secret(d)?);
                 }
             }
+            _ if is_age_identity(&doc) => {}
             _ => out.push(from_secret(doc)?),
         }
     }
@@ -93,6 +99,12 @@ pub fn parse_key_file(bytes: &[u8]) -> Result<Vec<LoadedKey>, Error> {
         return Err(Error::UnrecognisedKeyFile("the file is empty".into()));
     }
     Ok(out)
+}
+
+fn is_age_identity(doc: &Doc) -> bool {
+    doc.data
+        .as_ref()
+        .is_some_and(|d| d.contains_key("age.key") && !d.contains_key("tls.key"))
 }
 
 fn from_secret(doc: Doc) -> Result<LoadedKey, Error> {

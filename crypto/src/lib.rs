@@ -55,7 +55,9 @@ pub mod record;
 pub mod scope;
 mod secret;
 
-pub use crate::age::{open_age, seal_age, AgeIdentity, AgeKeyType, AgeRecipient};
+pub use crate::age::{
+    inspect_age, open_age, seal_age, AgeHeader, AgeIdentity, AgeKeyType, AgeRecipient,
+};
 pub use cert::Certificate;
 pub use envelope::Format;
 pub use error::{Error, HexPrefix};
@@ -69,6 +71,14 @@ pub use secret::SecretBytes;
 /// Seals with the operating system's random generator.
 pub fn seal(key: &PublicKey, label: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
     seal_with_rng(&mut rand::rngs::OsRng, key, label, plaintext)
+}
+
+/// SHA-256 of `data` (the seal records of `kseal-crds` hash public data with it).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// Lower-case hex SHA-256 of `data` (Sprig's `sha256sum`, content hashes).

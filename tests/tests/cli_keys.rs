@@ -158,11 +158,20 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
         kseal(&args, None)
     };
 
-    // list: one key, sealing.
+    // list: one RSA key and one age identity, each the sealing one of its type.
+    let rsa_keys = |stdout: &str| -> Result<Vec<serde_json::Value>> {
+        let all: serde_json::Value = serde_json::from_str(stdout)?;
+        let all = all.as_array().context("a JSON array")?.clone();
+        ensure!(
+            all.iter().any(|k| k["type"] == "age"),
+            "the controller's age identity is listed: {all:?}"
+        );
+        Ok(all.into_iter().filter(|k| k["type"] == "rsa").collect())
+    };
     let r = keys_cmd(&["list", "-o", "json"], &admin)?;
     ok(&r, "keys list")?;
-    let keys: serde_json::Value = serde_json::from_str(&r.stdout)?;
-    ensure!(keys.as_array().map(Vec::len) == Some(1), "{keys}");
+    let keys = rsa_keys(&r.stdout)?;
+    ensure!(keys.len() == 1, "{keys:?}");
     ensure!(keys[0]["sealing"] == true && keys[0]["state"] == "active");
     let first = keys[0]["fingerprint"].as_str().context("fp")?.to_owned();
 
@@ -190,14 +199,35 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
     ensure!(second.starts_with("SHA256:") && second != first, "{second}");
     let r = keys_cmd(&["list", "-o", "json"], &admin)?;
     ok(&r, "keys list")?;
-    let keys: serde_json::Value = serde_json::from_str(&r.stdout)?;
-    let list = keys.as_array().context("array")?;
-    ensure!(list.len() == 2, "{keys}");
+    let list = rsa_keys(&r.stdout)?;
+    ensure!(list.len() == 2, "{list:?}");
     let sealing: Vec<_> = list.iter().filter(|k| k["sealing"] == true).collect();
     ensure!(
         sealing.len() == 1 && sealing[0]["fingerprint"] == second.as_str(),
-        "the new key seals: {keys}"
+        "the new key seals: {list:?}"
     );
+
+    // Renewal also made a second age identity (right after the RSA key).
+    let ctl_secrets = kseal_e2e::kube::Api::<Secret>::namespaced(
+        Cluster::shared()?.admin_client().await?,
+        &ctl_ns,
+    );
+    kseal_e2e::eventually(
+        "a second age identity",
+        std::time::Duration::from_secs(15),
+        || {
+            let api = ctl_secrets.clone();
+            async move {
+                let n = api
+                    .list(&ListParams::default().labels("sealedsecrets.kseal.dev/age-identity"))
+                    .await?
+                    .items
+                    .len();
+                Ok((n == 2).then_some(()))
+            }
+        },
+    )
+    .await?;
 
     // backup: 0600, opens what the first key sealed, never overwrites.
     let backup = dir.path().join("backup.yaml");
@@ -220,7 +250,8 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
     let r = keys_cmd(&["backup", "-w", &path_str(&backup)], &admin)?;
     one_line_error(&r, 2, "backup over an existing file")?;
 
-    // restore into another namespace (a new cluster): both keys created, then kept.
+    // restore into another namespace (a new cluster): both RSA keys and both age identities
+    // created, then kept.
     let other = TestNamespace::new("cli-keys-restore").await?;
     let restore = |kc: &str| {
         kseal(
@@ -238,15 +269,20 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
     };
     let r = restore(&admin)?;
     ok(&r, "keys restore")?;
-    ensure!(r.stdout.matches("restored").count() == 2, "{}", r.stdout);
+    ensure!(r.stdout.matches("restored").count() == 4, "{}", r.stdout);
     let restored = other
         .api::<Secret>()
         .list(&ListParams::default().labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"))
         .await?;
     ensure!(restored.items.len() == 2);
+    let age = other
+        .api::<Secret>()
+        .list(&ListParams::default().labels("sealedsecrets.kseal.dev/age-identity=active"))
+        .await?;
+    ensure!(age.items.len() == 2, "age identities restored");
     let r = restore(&admin)?;
     ok(&r, "keys restore again")?;
-    ensure!(r.stdout.matches("exists").count() == 2, "{}", r.stdout);
+    ensure!(r.stdout.matches("exists").count() == 4, "{}", r.stdout);
 
     ctl.finish().await?;
     other.cleanup().await

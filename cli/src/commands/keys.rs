@@ -30,20 +30,36 @@ fn forbidden(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403)
 }
 
-/// The key Secrets of the controller's namespace, oldest first.
+/// The label of the controller's age identity Secrets (kseal's controller).
+pub const AGE_IDENTITY_LABEL: &str = "sealedsecrets.kseal.dev/age-identity";
+/// The annotation naming an age identity Secret's recipient.
+pub const ANNOTATION_AGE_RECIPIENT: &str = "sealedsecrets.kseal.dev/age-recipient";
+
+fn is_age(s: &Secret) -> bool {
+    s.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(AGE_IDENTITY_LABEL))
+}
+
+/// The key Secrets of the controller's namespace (RSA keys and age identities), oldest first.
 async fn key_secrets(c: &Controller) -> Result<Vec<Secret>> {
     let api: Api<Secret> = Api::namespaced(c.client().clone(), c.namespace());
-    let mut list = api
-        .list(&ListParams::default().labels(KEY_LABEL))
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "cannot list the key Secrets in {}: {}",
-                c.namespace(),
-                explain(&e)
-            )
-        })?
-        .items;
+    let mut list = Vec::new();
+    for label in [KEY_LABEL, AGE_IDENTITY_LABEL] {
+        list.extend(
+            api.list(&ListParams::default().labels(label))
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot list the key Secrets in {}: {}",
+                        c.namespace(),
+                        explain(&e)
+                    )
+                })?
+                .items,
+        );
+    }
     if !list
         .iter()
         .any(|s| s.metadata.name.as_deref() == Some(DEFAULT_KEY_PREFIX))
@@ -65,6 +81,9 @@ fn scrub(secrets: &mut [Secret]) {
 #[derive(Debug, serde::Serialize)]
 struct KeyInfo {
     secret: String,
+    /// `rsa` or `age`.
+    #[serde(rename = "type")]
+    type_: &'static str,
     fingerprint: String,
     state: String,
     created: String,
@@ -83,6 +102,41 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
     let mut out: Vec<KeyInfo> = secrets
         .iter()
         .map(|s| {
+            if is_age(s) {
+                let recipient = s
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(ANNOTATION_AGE_RECIPIENT))
+                    .and_then(|r| r.parse::<kseal_crypto::AgeRecipient>().ok());
+                let created = s.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                return KeyInfo {
+                    secret: s.metadata.name.clone().unwrap_or_default(),
+                    type_: "age",
+                    fingerprint: recipient
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_else(|| "(no recipient annotation)".into()),
+                    state: s
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(AGE_IDENTITY_LABEL))
+                        .cloned()
+                        .unwrap_or_default(),
+                    created: created.map(|t| t.to_string()).unwrap_or_default(),
+                    not_before: String::new(),
+                    not_after: String::new(),
+                    age_days: created
+                        .map(|t| {
+                            k8s_openapi::jiff::Timestamp::now()
+                                .duration_since(t)
+                                .as_hours()
+                                / 24
+                        })
+                        .unwrap_or_default(),
+                    sealing: false,
+                };
+            }
             let cert = s
                 .data
                 .as_ref()
@@ -97,6 +151,7 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
                 .unwrap_or_else(|| "legacy".into());
             KeyInfo {
                 secret: s.metadata.name.clone().unwrap_or_default(),
+                type_: "rsa",
                 fingerprint: cert
                     .as_ref()
                     .map(|c| c.fingerprint().to_string())
@@ -121,11 +176,22 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
             }
         })
         .collect();
+    // The newest active age identity is the age recipient to seal for.
+    if let Some(i) = out
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.type_ == "age" && k.state == "active")
+        .max_by(|a, b| a.1.created.cmp(&b.1.created).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+    {
+        out[i].sealing = true;
+    }
     // The sealing key: the newest active one by certificate NotBefore (the controller's default
     // --key-order-priority).
     if let Some(i) = out
         .iter()
         .enumerate()
+        .filter(|(_, k)| k.type_ == "rsa")
         .filter(|(_, k)| k.state == KEY_LABEL_ACTIVE || k.state == "legacy")
         .filter(|(_, k)| !k.not_before.is_empty())
         .max_by(|a, b| a.1.not_before.cmp(&b.1.not_before).then(b.0.cmp(&a.0)))
@@ -150,13 +216,14 @@ async fn list(c: &Controller, format: ReportFormat) -> Result<ExitCode> {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&keys)?),
         ReportFormat::Text => {
             println!(
-                "{:<32} {:<52} {:<8} {:>8}  {:<20}  SEALING",
-                "SECRET", "FINGERPRINT", "STATE", "AGE", "EXPIRES"
+                "{:<32} {:<4} {:<62} {:<8} {:>8}  {:<20}  SEALING",
+                "SECRET", "TYPE", "FINGERPRINT / RECIPIENT", "STATE", "AGE", "EXPIRES"
             );
             for k in &keys {
                 println!(
-                    "{:<32} {:<52} {:<8} {:>7}d  {:<20}  {}",
+                    "{:<32} {:<4} {:<62} {:<8} {:>7}d  {:<20}  {}",
                     k.secret,
+                    k.type_,
                     k.fingerprint,
                     k.state,
                     k.age_days,
@@ -228,13 +295,19 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
         for v in items {
             let s: Secret = serde_json::from_value(v)
                 .with_context(|| format!("{}: not a valid Secret", file.display()))?;
-            if s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
+            if s.data
+                .as_ref()
+                .is_some_and(|d| d.contains_key("tls.key") || d.contains_key("age.key"))
+            {
                 secrets.push(s);
             }
         }
     }
     if secrets.is_empty() {
-        bail!("{}: no key Secrets (with tls.key) in it", file.display());
+        bail!(
+            "{}: no key Secrets (with tls.key or age.key) in it",
+            file.display()
+        );
     }
     let api: Api<Secret> = Api::namespaced(c.client().clone(), c.namespace());
     let results = {
@@ -242,10 +315,16 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
         for s in &secrets {
             let mut new = clean(s);
             new.metadata.namespace = Some(c.namespace().to_string());
+            let label =
+                if is_age(&new) || new.data.as_ref().is_some_and(|d| d.contains_key("age.key")) {
+                    AGE_IDENTITY_LABEL
+                } else {
+                    KEY_LABEL
+                };
             new.metadata
                 .labels
                 .get_or_insert_with(BTreeMap::new)
-                .entry(KEY_LABEL.to_string())
+                .entry(label.to_string())
                 .or_insert_with(|| KEY_LABEL_ACTIVE.to_string());
             let name = new.metadata.name.clone().unwrap_or_default();
             let r = api.create(&PostParams::default(), &new).await;

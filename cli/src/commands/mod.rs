@@ -10,6 +10,7 @@ pub mod reencrypt;
 pub mod seal;
 pub mod unseal;
 pub mod validate;
+pub mod verify;
 
 pub(crate) mod docs;
 
@@ -20,11 +21,12 @@ use crate::cli::{Cli, Command};
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Seal(a) => seal::run(a),
+        Command::Seal(a) => seal::run(*a),
         Command::Unseal(a) => unseal::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::Verify(a) => verify::run(a),
         Command::Reencrypt(a) => reencrypt::run(a),
         Command::Keys(a) => keys::run(a),
         Command::Rotate(a) => keys::rotate(a),

@@ -135,6 +135,16 @@ async fn reencrypt_file(
                 kseal_crds::hint::format_sealed_with(&hint),
             ));
         }
+        if let Some(value) = updated_records(ss, &rotated) {
+            edits.push(Edit::new(
+                [
+                    "metadata",
+                    "annotations",
+                    kseal_crds::ANNOTATION_SEAL_RECORDS,
+                ],
+                value,
+            ));
+        }
         text = kseal_yamledit::set_strings(&text, index - 1, &edits)
             .map_err(|e| anyhow!("cannot update {}: {e}", describe(ss)))?;
         changed += 1;
@@ -144,6 +154,43 @@ async fn reencrypt_file(
         crate::io::write_atomic(path, text.as_bytes(), mode)?;
     }
     Ok(Some(changed))
+}
+
+/// The seal records of a file after its items were re-sealed: each re-sealed item gets a record
+/// of its new ciphertext, for the keys the controller's answer names (its own record, else its
+/// sealed-with hint); without either, the item's stale record is dropped (the item becomes
+/// unverifiable rather than failing `kseal verify`). `None` when the file has no readable
+/// records annotation, or nothing changes.
+fn updated_records(ss: &SealedSecret, rotated: &SealedSecret) -> Option<String> {
+    use base64::Engine as _;
+    use kseal_crds::seal_record::{format_records, records_of, SealRecord};
+    let old = records_of(ss).ok().flatten()?;
+    let answered = records_of(rotated).ok().flatten().unwrap_or_default();
+    let hint = kseal_crds::sealed_with(rotated);
+    let (_, label) = kseal_crds::unseal::label_of(ss);
+    let mut new = old.clone();
+    for (item, value) in &rotated.spec.encrypted_data {
+        if !ss.spec.encrypted_data.contains_key(item) {
+            continue;
+        }
+        let Ok(blob) = base64::engine::general_purpose::STANDARD.decode(value) else {
+            new.remove(item);
+            continue;
+        };
+        let own = answered
+            .get(item)
+            .and_then(|r| r.parse::<SealRecord>().ok())
+            .filter(|r| r.label == label && r.matches(item, &blob));
+        match own {
+            Some(r) => new.insert(item.clone(), r.to_string()),
+            None if !hint.is_empty() => new.insert(
+                item.clone(),
+                SealRecord::new(&hint, &label, item, &blob).to_string(),
+            ),
+            None => new.remove(item),
+        };
+    }
+    Some(format_records(&new)).filter(|_| new != old)
 }
 
 fn file_mode(path: &Path) -> u32 {
@@ -173,4 +220,65 @@ pub fn run_paths(
 
 pub fn run(args: ReencryptArgs) -> Result<ExitCode> {
     run_paths(&args.cluster, &args.paths, args.dry_run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Secret;
+    use kseal_crds::seal::{seal_secret, seal_secret_with, SealOptions, Sealer};
+    use kseal_crds::seal_record::{records_of, SealRecord};
+
+    fn cert(pem: &[u8]) -> Certificate {
+        Certificate::from_pem(pem).unwrap()
+    }
+
+    #[test]
+    fn re_sealed_items_get_records_of_their_new_ciphertext() {
+        let old = cert(include_bytes!("../../tests/cmd/fixtures/tls.crt"));
+        let new = cert(include_bytes!("../../tests/cmd/fixtures/go_rsa2048.crt"));
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db", "namespace": "prod"},
+            "stringData": {"a": "1", "b": "2"}
+        }))
+        .unwrap();
+        let opts = SealOptions {
+            default_namespace: "default",
+            ..Default::default()
+        };
+        let mut rng = rand::rngs::OsRng;
+        let file = seal_secret_with(
+            &mut rng,
+            Sealer::Bitnami(old.public_key()),
+            secret.clone(),
+            &opts,
+        )
+        .unwrap();
+        // The controller's answer: new ciphertexts, a hint naming its key, no records.
+        let rotated = seal_secret(&mut rng, new.public_key(), secret.clone(), &opts).unwrap();
+        let value = updated_records(&file, &rotated).unwrap();
+        let mut updated = file.clone();
+        updated
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(kseal_crds::ANNOTATION_SEAL_RECORDS.into(), value);
+        let recs = records_of(&updated).unwrap().unwrap();
+        for (item, v) in &rotated.spec.encrypted_data {
+            use base64::Engine as _;
+            let blob = base64::engine::general_purpose::STANDARD.decode(v).unwrap();
+            let r: SealRecord = recs[item].parse().unwrap();
+            assert!(r.matches(item, &blob));
+            assert_eq!(r.fingerprints, [new.fingerprint().clone()]);
+            assert_eq!(r.label, b"prod/db");
+        }
+        // Without a hint (Bitnami's controller) the stale records are dropped.
+        let mut bare = rotated.clone();
+        bare.metadata.annotations = None;
+        assert_eq!(updated_records(&file, &bare).unwrap(), "{}");
+        // A file without records stays without.
+        let kubeseal = seal_secret(&mut rng, old.public_key(), secret, &opts).unwrap();
+        assert_eq!(updated_records(&kubeseal, &rotated), None);
+    }
 }

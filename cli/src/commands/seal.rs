@@ -6,15 +6,159 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
-use kseal_crds::seal::{seal_secret, SealOptions};
+use kseal_crds::seal::{seal_secret_with, SealOptions, Sealer};
 use kseal_crds::SealedSecret;
-use kseal_crypto::{Certificate, Scope};
+use kseal_crypto::{AgeRecipient, Certificate, Scope};
 use serde_json::Value;
 
 use super::docs::{self, Doc};
 use crate::cli::{Format, SealArgs};
 use crate::cluster::{certificate_pem, default_namespace, ClusterArgs};
+use crate::config::{self, Config, RuleKeys};
 use crate::io::{read_input, Output};
+
+/// The refusal of `--cert` with `--recipient`.
+pub const ONE_BLOB: &str =
+    "a value is one blob: choose --cert (Bitnami format) or --recipient (age format)";
+
+/// The public keys values are sealed for.
+#[derive(Debug)]
+pub enum SealKeys {
+    /// A certificate: the Bitnami format.
+    Cert(Certificate),
+    /// Age recipients: the age format, one blob for all of them.
+    Age(Vec<AgeRecipient>),
+}
+
+impl SealKeys {
+    /// The sealer of `kseal_crds`.
+    pub fn sealer(&self) -> Sealer<'_> {
+        match self {
+            SealKeys::Cert(c) => Sealer::Bitnami(c.public_key()),
+            SealKeys::Age(r) => Sealer::Age(r),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SealKeys::Cert(c) => format!("Bitnami format, certificate {}", c.fingerprint()),
+            SealKeys::Age(r) => format!(
+                "age format, {} recipient{}",
+                r.len(),
+                if r.len() == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+/// The keys (and a default scope from a .kseal.yaml rule) chosen for one `kseal seal` run.
+#[derive(Debug)]
+pub struct Chosen {
+    pub keys: SealKeys,
+    /// The rule's `scope`, for Secrets whose annotations choose none (`--scope` wins).
+    pub default_scope: Option<Scope>,
+}
+
+/// The file whose path selects the .kseal.yaml rule: the file written (`--merge-into`, `-w`),
+/// else the input (`-f`); `None` for stdin to stdout (the current directory is used).
+fn sealed_path(args: &SealArgs) -> Option<&std::path::Path> {
+    args.merge_into
+        .as_deref()
+        .or(args.output_file.as_deref())
+        .or(args.file.as_deref())
+}
+
+/// Chooses the keys: `--cert` or `--recipient`/`--recipients-file` (never both), else the
+/// matching rule of `--config` or the nearest `.kseal.yaml` (unless `--no-config`), else
+/// `KSEAL_CERT`, else the cluster's certificate.
+pub fn choose_keys(args: &SealArgs) -> Result<Chosen> {
+    let mut recipients = config::parse_recipient_flags(&args.recipients)?;
+    for f in &args.recipients_files {
+        recipients.extend(config::read_recipients_file(f)?);
+    }
+    let flag_cert = args
+        .cert
+        .as_deref()
+        .filter(|c| !c.is_empty() && !args.cert_from_env);
+    if flag_cert.is_some() && !recipients.is_empty() {
+        bail!(ONE_BLOB);
+    }
+    let chosen = |keys| Chosen {
+        keys,
+        default_scope: None,
+    };
+    if let Some(src) = flag_cert {
+        return Ok(chosen(SealKeys::Cert(load_certificate(
+            Some(src),
+            &args.cluster,
+        )?)));
+    }
+    if !recipients.is_empty() {
+        return Ok(chosen(SealKeys::Age(recipients)));
+    }
+    if !args.no_config {
+        let target = sealed_path(args);
+        let config = match &args.config {
+            Some(path) => Some(Config::load(path)?),
+            None => {
+                let start = match target.map(config::absolute).transpose()? {
+                    Some(abs) => abs.parent().map(std::path::Path::to_path_buf),
+                    None => None,
+                };
+                let start = match start {
+                    Some(s) => s,
+                    None => std::env::current_dir().context("cannot read the current directory")?,
+                };
+                Config::discover(&start)?
+            }
+        };
+        if let Some(config) = config {
+            let (path, is_dir) = match target {
+                Some(t) => (t.to_path_buf(), false),
+                None => (
+                    std::env::current_dir().context("cannot read the current directory")?,
+                    true,
+                ),
+            };
+            let Some(m) = config.rule_for(&path, is_dir)? else {
+                bail!(
+                    "no rule of {} matches {}: add one, or pass --cert or --recipient (or --no-config)",
+                    config.path.display(),
+                    path.display()
+                );
+            };
+            let keys = match m.keys()? {
+                RuleKeys::Cert(src) => SealKeys::Cert(
+                    load_certificate(Some(&src), &args.cluster).with_context(|| m.describe())?,
+                ),
+                RuleKeys::Recipients(r) => SealKeys::Age(r),
+            };
+            if args.verbose {
+                eprintln!("kseal: keys from {}: {}", m.describe(), keys.describe());
+            }
+            return Ok(Chosen {
+                keys,
+                default_scope: m.rule.scope,
+            });
+        }
+    }
+    let keys = SealKeys::Cert(load_certificate(args.cert.as_deref(), &args.cluster)?);
+    if args.verbose {
+        eprintln!("kseal: keys: {}", keys.describe());
+    }
+    Ok(chosen(keys))
+}
+
+/// `--scope`, else the rule's default scope for a Secret whose annotations choose none.
+fn scope_for(args: &SealArgs, chosen: &Chosen, secret: &Secret) -> Option<Scope> {
+    args.scope.map(Scope::from).or_else(|| {
+        let annotated = secret.metadata.annotations.as_ref().is_some_and(|a| {
+            a.contains_key(kseal_crypto::scope::ANNOTATION_CLUSTER_WIDE)
+                || a.contains_key(kseal_crypto::scope::ANNOTATION_NAMESPACE_WIDE)
+        });
+        chosen.default_scope.filter(|_| !annotated)
+    })
+}
 
 const TTY_HINT: &str = "(tty detected: expecting json/yaml k8s resource in stdin)";
 const TTY_HINT_RAW: &str = "(tty detected: expecting a secret to encrypt in stdin)";
@@ -38,9 +182,9 @@ pub fn load_certificate(src: Option<&str>, cluster: &ClusterArgs) -> Result<Cert
 }
 
 pub fn run(args: SealArgs) -> Result<ExitCode> {
-    let cert = load_certificate(args.cert.as_deref(), &args.cluster)?;
+    let chosen = choose_keys(&args)?;
     if args.raw {
-        return run_raw(&args, &cert);
+        return run_raw(&args, &chosen);
     }
     let input = read_input(args.file.as_deref(), TTY_HINT)?;
     let default_ns = default_namespace(&args.cluster);
@@ -50,21 +194,28 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
     }
 
     if let Some(target) = &args.merge_into {
-        return super::seal::merge::run(&args, &cert, &docs, &input.name, target, &default_ns);
+        return super::seal::merge::run(
+            &args,
+            &chosen.keys,
+            &docs,
+            &input.name,
+            target,
+            &default_ns,
+        );
     }
 
-    let opts = SealOptions {
-        scope: args.scope.map(Scope::from),
-        name: args.name.as_deref(),
-        namespace: args.namespace.as_deref(),
-        default_namespace: &default_ns,
-        allow_empty_data: args.allow_empty_data,
-    };
     let mut sealed = Vec::with_capacity(docs.len());
     for doc in &docs {
         let secret = read_secret(doc, &input.name)?;
         let what = describe(&secret, doc, &input.name);
-        let ss = seal_secret(&mut rand::rngs::OsRng, cert.public_key(), secret, &opts)
+        let opts = SealOptions {
+            scope: scope_for(&args, &chosen, &secret),
+            name: args.name.as_deref(),
+            namespace: args.namespace.as_deref(),
+            default_namespace: &default_ns,
+            allow_empty_data: args.allow_empty_data,
+        };
+        let ss = seal_secret_with(&mut rand::rngs::OsRng, chosen.keys.sealer(), secret, &opts)
             .with_context(|| format!("cannot seal {what}"))?;
         sealed.push(ss);
     }
@@ -126,7 +277,7 @@ fn describe(secret: &Secret, doc: &Doc, source: &str) -> String {
     }
 }
 
-fn run_raw(args: &SealArgs, cert: &Certificate) -> Result<ExitCode> {
+fn run_raw(args: &SealArgs, chosen: &Chosen) -> Result<ExitCode> {
     if args.from_file.len() > 1 {
         bail!("must provide only one --from-file when encrypting a single item with --raw");
     }
@@ -140,7 +291,11 @@ fn run_raw(args: &SealArgs, cert: &Certificate) -> Result<ExitCode> {
         }
         None => zeroize::Zeroizing::new(read_input(None, TTY_HINT_RAW)?.bytes),
     };
-    let scope = args.scope.map(Scope::from).unwrap_or_default();
+    let scope = args
+        .scope
+        .map(Scope::from)
+        .or(chosen.default_scope)
+        .unwrap_or_default();
     let namespace = match scope {
         Scope::ClusterWide => String::new(),
         _ => args
@@ -155,7 +310,11 @@ fn run_raw(args: &SealArgs, cert: &Certificate) -> Result<ExitCode> {
     if scope == Scope::Strict && name.is_empty() {
         bail!("must provide the --name flag with --raw and --scope strict");
     }
-    let blob = kseal_crypto::seal(cert.public_key(), &scope.label(&namespace, &name), &value)?;
+    let blob = chosen.keys.sealer().seal(
+        &mut rand::rngs::OsRng,
+        &scope.label(&namespace, &name),
+        &value,
+    )?;
     let out = Output::new(args.output_file.as_deref(), 0o644);
     out.write(STANDARD.encode(blob).as_bytes())?;
     Ok(ExitCode::SUCCESS)
@@ -170,7 +329,7 @@ pub(crate) mod merge {
 
     pub fn run(
         args: &SealArgs,
-        cert: &Certificate,
+        keys: &SealKeys,
         docs: &[Doc],
         source: &str,
         target: &std::path::Path,
@@ -227,7 +386,7 @@ pub(crate) mod merge {
             default_namespace: default_ns,
             allow_empty_data: args.allow_empty_data,
         };
-        let sealed = seal_secret(&mut rand::rngs::OsRng, cert.public_key(), secret, &opts)
+        let sealed = seal_secret_with(&mut rand::rngs::OsRng, keys.sealer(), secret, &opts)
             .with_context(|| format!("cannot seal the Secret of {source}"))?;
 
         let mut edits = Vec::new();
@@ -264,6 +423,28 @@ pub(crate) mod merge {
                     "metadata",
                     "annotations",
                     kseal_crds::ANNOTATION_SEALED_WITH,
+                ],
+                value,
+            ));
+        }
+        // The seal records of the items written now replace theirs; the others stay.
+        let recorded = existing
+            .annotations()
+            .and_then(|a| a.get(kseal_crds::ANNOTATION_SEAL_RECORDS));
+        let new_records = kseal_crds::seal_record::records_of(&sealed)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.parse().ok().map(|r| (k, r)));
+        let records =
+            kseal_crds::seal_record::merge_records(recorded.map(String::as_str), new_records);
+        if let Some(value) = records.filter(|v| Some(v) != recorded) {
+            edits.push(Edit::new(
+                [
+                    "metadata",
+                    "annotations",
+                    kseal_crds::ANNOTATION_SEAL_RECORDS,
                 ],
                 value,
             ));

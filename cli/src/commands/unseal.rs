@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use kseal_crds::unseal::{label_of, unseal, UnsealOptions};
 use kseal_crds::SealedSecret;
 use kseal_crypto::keyfile::parse_key_file;
-use kseal_crypto::Keyring;
+use kseal_crypto::{AgeIdentity, Keyring};
 
 use super::docs;
 use super::seal::output_format;
@@ -26,6 +26,18 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
             keyring.insert(k.key);
         }
     }
+    for path in &args.identities {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read age identity file {}", path.display()))?,
+        );
+        let ids = AgeIdentity::parse_identity_file(&text)
+            .with_context(|| format!("cannot read age identities from {}", path.display()))?;
+        for id in ids {
+            keyring.insert_age_identity(id);
+        }
+    }
+    let tried = tried_keys(&keyring);
     let input = read_input(
         args.file.as_deref(),
         "(tty detected: expecting json/yaml k8s resource in stdin)",
@@ -50,13 +62,12 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
         let name = ss.metadata.name.clone().unwrap_or_default();
         let (scope, _) = label_of(&ss);
         let unsealed = unseal(&ss, &keyring, &kseal_crds::sealed_with(&ss), opts).with_context(|| {
+            let missing = missing_kind(&ss, &keyring);
             format!(
-                "cannot unseal SealedSecret \"{ns}/{name}\" (document {} of {}; tried {} with {} key{})",
+                "cannot unseal SealedSecret \"{ns}/{name}\" (document {} of {}; tried {} with {tried}{missing})",
                 doc.index,
                 input.name,
                 scope.describe_label(&ns, &name),
-                keyring.len(),
-                if keyring.len() == 1 { "" } else { "s" }
             )
         })?;
         secrets.push(SecretOut(unsealed.secret));
@@ -70,6 +81,41 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     }
     out.write(rendered.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `; its age items need --identity` when the SealedSecret has items of a format the keyring
+/// holds no key for.
+fn missing_kind(ss: &SealedSecret, keyring: &Keyring) -> &'static str {
+    use base64::Engine as _;
+    let formats: Vec<_> = ss
+        .spec
+        .encrypted_data
+        .values()
+        .filter_map(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+        .filter_map(|b| kseal_crypto::Format::detect(&b).ok())
+        .collect();
+    if keyring.age_len() == 0 && formats.contains(&kseal_crypto::Format::Age) {
+        "; its age items need --identity"
+    } else if keyring.is_empty() && formats.contains(&kseal_crypto::Format::BitnamiHybrid) {
+        "; its Bitnami items need --key"
+    } else {
+        ""
+    }
+}
+
+/// `1 key`, `2 keys and 1 age identity`, `3 age identities`.
+fn tried_keys(keyring: &Keyring) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    match (keyring.len(), keyring.age_len()) {
+        (k, 0) => plural(k, "key", "keys"),
+        (0, a) => plural(a, "age identity", "age identities"),
+        (k, a) => format!(
+            "{} and {}",
+            plural(k, "key", "keys"),
+            plural(a, "age identity", "age identities")
+        ),
+    }
 }
 
 /// A Secret printed as Go prints `v1.Secret`: kind, apiVersion, metadata (Go order), immutable,

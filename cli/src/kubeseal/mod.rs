@@ -586,6 +586,22 @@ fn merge_into(f: &Flags, input: Input, cert: &Certificate) -> Result<()> {
                 .insert(ANNOTATION_SEALED_WITH.to_string(), value);
         }
     }
+    // kubeseal writes no seal records: drop those of the items replaced now, so `kseal verify`
+    // reports them as unverifiable instead of as edited.
+    if let Some(annotations) = existing.metadata.annotations.as_mut() {
+        if let Some(value) = annotations.get(kseal_crds::ANNOTATION_SEAL_RECORDS) {
+            let mut records = kseal_crds::seal_record::parse_records(value).unwrap_or_default();
+            records.retain(|item, _| !update.spec.encrypted_data.contains_key(item));
+            if records.is_empty() {
+                annotations.remove(kseal_crds::ANNOTATION_SEAL_RECORDS);
+            } else {
+                annotations.insert(
+                    kseal_crds::ANNOTATION_SEAL_RECORDS.to_string(),
+                    kseal_crds::seal_record::format_records(&records),
+                );
+            }
+        }
+    }
     let rendered = docs::render(&[existing], output_format(f)?)?;
     crate::io::write_atomic(Path::new(target), rendered.as_bytes(), 0o644)
 }
