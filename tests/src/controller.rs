@@ -97,29 +97,7 @@ const RBAC_YAML: &str = include_str!("../../controller/deploy/rbac.yaml");
 /// Path of the `kseal-controller` binary: `$KSEAL_CONTROLLER_BIN`, else next to the test
 /// executable (`target/debug/deps/unseal-…` → `target/debug/kseal-controller`).
 pub fn controller_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(CONTROLLER_BIN_ENV).filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        ensure!(
-            path.is_file(),
-            "{CONTROLLER_BIN_ENV}={} is not a file",
-            path.display()
-        );
-        return Ok(path);
-    }
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    let mut tried = Vec::new();
-    for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join("kseal-controller");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-        tried.push(candidate.display().to_string());
-    }
-    bail!(
-        "the kseal-controller binary is missing (looked at {}); build it with \
-         `cargo build -p kseal-controller` (tests/run-e2e.sh does), or set {CONTROLLER_BIN_ENV}",
-        tried.join(", ")
-    )
+    crate::bins::workspace_binary("kseal-controller", CONTROLLER_BIN_ENV)
 }
 
 /// The controller's permissions as `controller/deploy/rbac.yaml` grants them: the rules of
