@@ -332,16 +332,9 @@ impl KeyStore {
     /// A Secret that does not parse is returned as an error next to the keys, not fatal
     /// (Bitnami crashes there; one bad Secret should not stop every other key).
     pub async fn load(&self) -> Result<(Vec<RegisteredKey>, Vec<KeyStoreError>), KeyStoreError> {
-        let selector = format!("{KEY_LABEL}={KEY_LABEL_ACTIVE}");
-        let list = self
-            .secrets
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|source| KeyStoreError::List {
-                namespace: self.namespace.clone(),
-                source,
-            })?;
-        let mut secrets: Vec<Secret> = list.items;
+        let mut secrets = self
+            .list_labelled(&format!("{KEY_LABEL}={KEY_LABEL_ACTIVE}"))
+            .await?;
         if !secrets
             .iter()
             .any(|s| s.metadata.name.as_deref() == Some(self.prefix.as_str()))
@@ -381,16 +374,22 @@ impl KeyStore {
         &self,
         now: Timestamp,
     ) -> Result<(Vec<RegisteredAgeIdentity>, Vec<KeyStoreError>), KeyStoreError> {
-        let selector = format!("{AGE_IDENTITY_LABEL}={AGE_IDENTITY_LABEL_ACTIVE}");
-        let list = self
-            .secrets
-            .list(&ListParams::default().labels(&selector))
+        let secrets = self
+            .list_labelled(&format!("{AGE_IDENTITY_LABEL}={AGE_IDENTITY_LABEL_ACTIVE}"))
+            .await?;
+        Ok(read_age_secrets(secrets, now))
+    }
+
+    /// The Secrets of the controller namespace that match `selector`.
+    async fn list_labelled(&self, selector: &str) -> Result<Vec<Secret>, KeyStoreError> {
+        self.secrets
+            .list(&ListParams::default().labels(selector))
             .await
+            .map(|l| l.items)
             .map_err(|source| KeyStoreError::List {
                 namespace: self.namespace.clone(),
                 source,
-            })?;
-        Ok(read_age_secrets(list.items, now))
+            })
     }
 
     /// Stores a freshly generated age identity in a new Secret; register it only when this
