@@ -19,7 +19,9 @@
 pub mod crd;
 mod error;
 pub mod hint;
+pub mod limits;
 pub mod meta;
+pub mod redact;
 pub mod render;
 pub mod seal;
 pub mod seal_record;

@@ -83,6 +83,7 @@ pub fn unseal(
     hint: &[Fingerprint],
     opts: UnsealOptions,
 ) -> Result<Unsealed, Error> {
+    crate::limits::check(ss)?;
     let (scope, label) = label_of(ss);
     // An age value that opened under another label: say what it must be sealed for now.
     let item_error = |e: kseal_crypto::Error| match e {
@@ -113,8 +114,8 @@ pub fn unseal(
             .open_with_hint(hint, &label, &blob)
             .map_err(|e| Error::Items(single("data", item_error(e))))?;
         keys_used.insert(fp);
-        let mut s: Secret = serde_json::from_slice(plain.expose())
-            .map_err(|e| Error::DeprecatedDataNotSecret(e.to_string()))?;
+        let mut s: Secret = crate::redact::from_json_slice(plain.expose())
+            .map_err(Error::DeprecatedDataNotSecret)?;
         for (k, v) in s.data.take().unwrap_or_default() {
             data.insert(k, SecretBytes::new(v.0));
         }
