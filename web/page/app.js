@@ -1,6 +1,6 @@
 // kseal's sealing page: the form, and `window.kseal` for scripts. The sealing itself is in
 // seal.js. Nothing typed is stored (no cookies, no storage) and nothing is sent: the only
-// request this page makes on its own is GET /cert.pem on its own origin.
+// request this page makes on its own is GET cert.pem, next to the page, on its own origin.
 
 import {
   InputError, goDate, loadCertificate, sealRaw, sealSecret, toJson, toYaml, MAX_TOTAL_BYTES,
@@ -110,7 +110,7 @@ function certProblem(message) {
 async function loadServerCertificate() {
   let text;
   try {
-    const r = await fetch('/cert.pem', { cache: 'no-store', credentials: 'omit', redirect: 'error' });
+    const r = await fetch('cert.pem', { cache: 'no-store', credentials: 'omit', redirect: 'error' });
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     text = await r.text();
   } catch (e) {
@@ -119,7 +119,7 @@ async function loadServerCertificate() {
     return;
   }
   try {
-    await useCertificate(text, 'the server (/cert.pem)');
+    await useCertificate(text, 'the server (cert.pem)');
   } catch (e) {
     refused = `the server's certificate is refused: ${e.message}`;
     certProblem(`The server's certificate is refused: ${e.message}. Paste or choose another one below.`);

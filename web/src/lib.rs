@@ -8,7 +8,8 @@
 //!
 //! No dependency, no build step: the files are the page, byte for byte.
 
-/// The path the page fetches the sealing certificate from (same origin).
+/// The path the page fetches the sealing certificate from: `cert.pem` next to the page (every
+/// URL of the page is relative, so that it works under any path prefix).
 pub const CERT_PATH: &str = "/cert.pem";
 
 /// The Content-Security-Policy of every response: nothing but this origin's own files, no inline
@@ -80,7 +81,7 @@ mod tests {
         let html = text("/");
         // Scripts only by src, no event handler attributes, no style attributes or elements.
         assert_eq!(html.matches("<script").count(), 1);
-        assert!(html.contains(r#"<script type="module" src="/app.js"></script>"#));
+        assert!(html.contains(r#"<script type="module" src="app.js"></script>"#));
         for bad in [
             " onclick=",
             " onload=",
@@ -95,8 +96,9 @@ mod tests {
         for attr in ["src=\"", "href=\""] {
             for part in html.split(attr).skip(1) {
                 let target = &part[..part.find('"').unwrap()];
+                // Relative, so that the page works under any prefix (`/`, `/web/`, a proxy).
                 assert!(
-                    asset(target).is_some() || target.starts_with('#'),
+                    asset(&format!("/{target}")).is_some() && !target.starts_with('/'),
                     "{attr}{target}"
                 );
             }
@@ -113,7 +115,7 @@ mod tests {
                 assert!(!src.contains(bad), "{js}: {bad}");
             }
         }
-        assert!(text("/app.js").contains("fetch('/cert.pem'"));
+        assert!(text("/app.js").contains("fetch('cert.pem'"));
         assert!(CONTENT_SECURITY_POLICY.contains("default-src 'none'"));
         assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"));
     }
