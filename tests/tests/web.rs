@@ -236,6 +236,21 @@ fn raw_opens(raw: &str, namespace: &str, name: &str, scope: &str, value: &[u8]) 
 /// Every request stayed on its page's origin, was a GET without body for one of the page's
 /// files, and carried none of `canaries` (also base64-encoded) anywhere.
 fn check_requests(seen: &Value, origins: &[(&str, &str)], canaries: &[&[u8]]) -> Result<()> {
+    let origins: Vec<(&str, String)> = origins.iter().map(|(p, o)| (*p, o.to_string())).collect();
+    check(seen, &origins, "", canaries)
+}
+
+/// [`check_requests`] for the main page served under `prefix` of `origin`.
+fn check_requests_under(
+    seen: &Value,
+    origin: &str,
+    prefix: &str,
+    canaries: &[&[u8]],
+) -> Result<()> {
+    check(seen, &[("main", origin.to_string())], prefix, canaries)
+}
+
+fn check(seen: &Value, origins: &[(&str, String)], prefix: &str, canaries: &[&[u8]]) -> Result<()> {
     let requests = seen["requests"].as_array().context("requests")?;
     ensure!(!requests.is_empty(), "no request recorded");
     let files = [
@@ -251,12 +266,15 @@ fn check_requests(seen: &Value, origins: &[(&str, &str)], canaries: &[&[u8]]) ->
         let origin = origins
             .iter()
             .find(|(p, _)| *p == page)
-            .map(|(_, o)| *o)
+            .map(|(_, o)| o.as_str())
             .with_context(|| format!("a request from an unknown page: {r}"))?;
         let url = r["url"].as_str().unwrap_or_default();
         let path = url
             .strip_prefix(origin)
             .with_context(|| format!("request to another origin than {origin}: {url}"))?;
+        let path = path
+            .strip_prefix(prefix)
+            .with_context(|| format!("request outside {prefix}: {url}"))?;
         ensure!(files.contains(&path), "unexpected request {url}");
         ensure!(
             r["method"] == "GET" && r["body"].is_null(),
@@ -525,6 +543,7 @@ async fn page_seals_for_the_controller() -> Result<()> {
     let ctl = Controller::builder()
         .in_namespace(home)
         .watch(apps.name())
+        .switch("--web-page")
         .start()
         .await?;
     let want = ctl.sealing_certificate().await?.fingerprint().to_string();
@@ -558,6 +577,46 @@ async fn page_seals_for_the_controller() -> Result<()> {
     })
     .await?;
     drop(server);
+
+    // The controller's --web-page: the same page under /web/, its certificate next to it.
+    let r = ctl.get("/web").await?;
+    ensure!(
+        r.status == 301
+            && r.headers
+                .iter()
+                .any(|(k, v)| k == "location" && v == "web/"),
+        "/web: {r:?}"
+    );
+    for path in ["/web/", "/web/seal.js", "/web/cert.pem"] {
+        let r = ctl.get(path).await?;
+        ensure!(r.status == 200, "{path}: {}", r.status);
+        for (name, value) in kseal_web::SECURITY_HEADERS {
+            ensure!(
+                r.headers.iter().any(|(k, v)| k == name && v == value),
+                "{path}: header {name} missing"
+            );
+        }
+    }
+    let page = format!("{}/web/", ctl.http_url());
+    let value2 = "canary-controller-page-90ab";
+    let seen = drive(&json!({
+        "url": page,
+        "screenshots": null,
+        "formOnly": true,
+        "form": {"namespace": apps.name(), "name": "web-db2", "scope": "namespace-wide", "type": "",
+                 "items": [{"key": "token", "value": value2}]},
+    }))?;
+    ensure!(seen["steps"]["certificate"]["fingerprint"] == want.as_str());
+    check_requests_under(&seen, &ctl.http_url(), "/web", &[value2.as_bytes()])?;
+    let yaml = seen["steps"]["formYaml"].as_str().context("formYaml")?;
+    let ss: SealedSecret = serde_yaml::from_str(yaml.trim_start_matches("---\n"))?;
+    apps.api::<SealedSecret>()
+        .create(&PostParams::default(), &ss)
+        .await?;
+    eventually_secret(&apps.api::<Secret>(), "web-db2", |s| {
+        kseal_e2e::controller::check_data(s, &[("token", value2)])
+    })
+    .await?;
     ctl.finish().await?;
     apps.cleanup().await
 }
