@@ -130,10 +130,14 @@ pub async fn run(
         })?;
     tracing::info!(addr = %main_listener.local_addr()?, "HTTP server serving");
     tracing::info!(addr = %metrics_listener.local_addr()?, "metrics server serving");
+    let mut main_router = http::router(api_state);
+    if config.web_page {
+        main_router = main_router.merge(crate::web::router(keys.subscribe()));
+    }
     let stop_http = shutdown.clone();
     let main_server = tokio::spawn(http::serve_listener(
         main_listener,
-        http::router(api_state),
+        main_router,
         serve_opts,
         async move { stop_http.cancelled().await },
     ));

@@ -175,6 +175,10 @@ pub struct Flags {
     /// that exist still open age blobs
     #[arg(long, env = "SEALED_SECRETS_AGE", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub age: bool,
+    /// Serve the sealing page (`kseal web`'s) on the main port under /web/; it needs HTTPS in
+    /// front (an Ingress with TLS) for browsers to seal with it
+    #[arg(long, env = "KSEAL_WEB_PAGE")]
+    pub web_page: bool,
 }
 
 /// A flag value that does not parse.
@@ -243,6 +247,7 @@ pub struct Config {
     pub lease_duration: SignedDuration,
     pub cert_configmap: Option<String>,
     pub age: bool,
+    pub web_page: bool,
 }
 
 impl Flags {
@@ -354,6 +359,7 @@ impl Flags {
                 .map_err(|r| bad("lease-duration", &self.lease_duration, r))?,
             cert_configmap: Some(self.cert_configmap.clone()).filter(|c| !c.is_empty()),
             age: self.age,
+            web_page: self.web_page,
         })
     }
 }

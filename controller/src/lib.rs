@@ -19,3 +19,4 @@ pub mod metrics;
 pub mod planner;
 pub mod ratelimit;
 pub mod reconciler;
+pub mod web;

@@ -11,6 +11,7 @@ pub mod seal;
 pub mod unseal;
 pub mod validate;
 pub mod verify;
+pub mod web;
 
 pub(crate) mod docs;
 
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(a) => keys::run(a),
         Command::Rotate(a) => keys::rotate(a),
         Command::Install(a) => install::run(a),
+        Command::Web(a) => web::run(a),
         Command::Completion(a) => completion::run(a),
     }
 }
