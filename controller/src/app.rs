@@ -100,6 +100,10 @@ pub async fn run(
         .with_age(config.age),
     );
 
+    // One limit on private-key work for reconciles and the HTTP API.
+    let work = crate::work::PrivateKeyWork::for_this_machine();
+    tracing::info!(permits = work.permits(), "private-key work limit");
+
     // 1. HTTP first.
     let api_state = ApiState::new(
         keys.subscribe(),
@@ -109,6 +113,8 @@ pub async fn run(
             rate_limit_burst: config.rate_limit_burst,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
             age: config.age,
+            trusted_proxies: config.trusted_proxies.clone(),
+            work: work.clone(),
             ..Default::default()
         },
     )
@@ -245,12 +251,17 @@ pub async fn run(
             plan: PlanOptions {
                 accept_deprecated_v1_data: config.accept_deprecated_v1_data,
                 update_status: config.update_status,
+                protected: Some(Arc::new(crate::planner::ProtectedKeys {
+                    namespace: config.namespace.clone(),
+                    key_prefix: config.key_prefix.clone(),
+                })),
             },
             old_gc_behavior: config.old_gc_behavior,
             skip_recreate: config.skip_recreate,
             max_retries: config.max_unseal_retries,
             label_selector: config.label_selector.clone(),
             concurrency: 4,
+            work: work.clone(),
         },
     ));
     loop {

@@ -20,3 +20,4 @@ pub mod planner;
 pub mod ratelimit;
 pub mod reconciler;
 pub mod web;
+pub mod work;
