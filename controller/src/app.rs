@@ -221,7 +221,7 @@ pub async fn run(
                 } else if let Some(name) = &keys.policy().cert_configmap {
                     match keyloop::request_renewal(
                         keys.store().configmaps(),
-                        name,
+                        &kseal_crds::renewal_configmap(name),
                         Timestamp::now(),
                     )
                     .await
