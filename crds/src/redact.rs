@@ -88,7 +88,7 @@ pub fn yaml_error(e: &serde_yaml::Error) -> String {
 
 /// serde's messages end with " at line X column Y"; callers print the position first.
 pub fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
+    match msg.find(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }

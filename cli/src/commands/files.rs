@@ -87,8 +87,11 @@ pub fn read(path: &Path) -> Result<SourceFile> {
     let mut sealed = Vec::new();
     for doc in docs::parse_stream(text.as_bytes(), &name)? {
         if is_sealed_secret(&doc) {
-            let ss: SealedSecret = serde_json::from_value(doc.value).with_context(|| {
-                format!("{name}: document {} is not a valid SealedSecret", doc.index)
+            let ss: SealedSecret = kseal_crds::redact::from_value(doc.value).map_err(|e| {
+                anyhow::anyhow!(
+                    "{name}: document {} is not a valid SealedSecret: {e}",
+                    doc.index
+                )
             })?;
             sealed.push((doc.index, ss));
         }

@@ -293,8 +293,8 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
             _ => continue,
         };
         for v in items {
-            let s: Secret = serde_json::from_value(v)
-                .with_context(|| format!("{}: not a valid Secret", file.display()))?;
+            let s: Secret = kseal_crds::redact::from_value(v)
+                .map_err(|e| anyhow!("{}: not a valid Secret: {e}", file.display()))?;
             if s.data
                 .as_ref()
                 .is_some_and(|d| d.contains_key("tls.key") || d.contains_key("age.key"))

@@ -686,7 +686,7 @@ fn re_encrypt(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
         let mut rotated = Vec::with_capacity(docs.len());
         for doc in &docs {
             let answer = c.rotate(serde_json::to_vec(&doc.value)?).await?;
-            let mut ss: SealedSecret = serde_json::from_slice(&answer)
+            let mut ss: SealedSecret = kseal_crds::redact::from_json_slice(&answer)
                 .map_err(|e| anyhow!("cannot re-encrypt secret: invalid answer: {e}"))?;
             ss.metadata.creation_timestamp = None;
             ss.metadata.deletion_timestamp = None;
