@@ -12,7 +12,9 @@ pub mod unseal;
 pub mod validate;
 pub mod verify;
 
-pub(crate) mod docs;
+/// Reading document streams; public (hidden) for the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub mod docs;
 
 use std::process::ExitCode;
 

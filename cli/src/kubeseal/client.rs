@@ -85,7 +85,7 @@ pub async fn client(f: &Flags) -> Result<Client> {
 
 /// `--request-timeout` as client-go reads it: whole seconds, or a Go duration (`1s`, `2m`,
 /// `1h30m`); zero means none.
-fn request_timeout(f: &Flags) -> Result<Option<Duration>> {
+pub fn request_timeout(f: &Flags) -> Result<Option<Duration>> {
     let v = f.request_timeout.trim();
     if v.is_empty() {
         return Ok(None);
