@@ -323,16 +323,26 @@ fn secret_values_never_reach_error_output() {
         format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: a}}\ntype: [{canary}]\n"),
     ];
     for input in &malformed {
-        let out = kseal(&["seal", "--cert", p(&fix("tls.crt"))], Some(input.as_bytes()));
+        let out = kseal(
+            &["seal", "--cert", p(&fix("tls.crt"))],
+            Some(input.as_bytes()),
+        );
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains(canary) && !err.contains("CANARY"), "leaked: {err}");
+        assert!(
+            !err.contains(canary) && !err.contains("CANARY"),
+            "leaked: {err}"
+        );
         assert_eq!(err.lines().count(), 1, "one line: {err}");
         assert!(err.contains("Secret"), "{err}");
     }
 
     // Templates whose errors would quote a decrypted value (`index . .k`, `printf .k`).
-    for template in ["{{ index . .k }}", "{{ repeat .k \"x\" }}", "{{ .k | b64dec }}"] {
+    for template in [
+        "{{ index . .k }}",
+        "{{ repeat .k \"x\" }}",
+        "{{ .k | b64dec }}",
+    ] {
         let sealed = ok(&kseal(
             &["seal", "--cert", p(&fix("go_rsa2048.crt")), "-o", "yaml"],
             Some(inputs[0].as_bytes()),
@@ -348,7 +358,10 @@ fn secret_values_never_reach_error_output() {
         );
         assert!(!out.status.success(), "{template}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains(canary) && !err.contains("CANARY"), "{template} leaked: {err}");
+        assert!(
+            !err.contains(canary) && !err.contains("CANARY"),
+            "{template} leaked: {err}"
+        );
         assert!(err.contains("template data[\"t\"]"), "{err}");
     }
 }

@@ -181,7 +181,10 @@ fn rbac_resource_names_follow_the_name() {
         ("kseal-key-renewer", "kseal-cert-renewal"),
     ] {
         let r = find(items, "Role", role);
-        assert!(rules(r, "configmaps").iter().all(|(n, _)| n == &[cm]), "{role}");
+        assert!(
+            rules(r, "configmaps").iter().all(|(n, _)| n == &[cm]),
+            "{role}"
+        );
     }
 
     // Cluster-wide objects are prefixed, so installs with other names never collide.

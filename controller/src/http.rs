@@ -553,8 +553,9 @@ pub fn decode(body: &[u8]) -> Result<SealedSecret, DecodeError> {
 }
 
 /// Opens every item of `ss` without rendering `spec.template.data` (see the module docs on
-/// oracles); the templates are put back before returning.
-fn open_items(
+/// oracles); the templates are put back before returning. Public (hidden) for the fuzz targets.
+#[doc(hidden)]
+pub fn open_items(
     ss: &mut SealedSecret,
     registry: &KeyRegistry,
     opts: UnsealOptions,
@@ -567,8 +568,9 @@ fn open_items(
 }
 
 /// Why `/v1/rotate` failed.
+#[doc(hidden)]
 #[derive(Debug, thiserror::Error)]
-enum RotateError {
+pub enum RotateError {
     #[error("no sealing key")]
     NoKey,
     #[error("error decrypting secret. {0}")]
@@ -582,7 +584,9 @@ enum RotateError {
 /// Bitnami's rotate: the template metadata is forced to the top-level metadata (so the scope
 /// cannot be changed through the template), the items are opened with any key and sealed again
 /// for the newest key through the CLI's sealing path. The templates are returned unchanged.
-fn reseal(
+/// Public (hidden) for the fuzz targets.
+#[doc(hidden)]
+pub fn reseal(
     mut ss: SealedSecret,
     registry: &KeyRegistry,
     opts: UnsealOptions,

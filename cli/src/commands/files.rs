@@ -77,6 +77,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// does not parse as YAML/JSON is an error naming it.
 pub fn read(path: &Path) -> Result<SourceFile> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(path, bytes)
+}
+
+/// [`read`] on the bytes of the file at `path`, already read.
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<SourceFile> {
     let name = path.display().to_string();
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(

@@ -13,7 +13,9 @@ pub mod validate;
 pub mod verify;
 pub mod web;
 
-pub(crate) mod docs;
+/// Reading document streams; public (hidden) for the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub mod docs;
 
 use std::process::ExitCode;
 

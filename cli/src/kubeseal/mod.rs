@@ -33,7 +33,9 @@ use kseal_crypto::{Certificate, Keyring, Scope};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use self::flags::{Flags, Parsed};
+use self::flags::Flags;
+#[doc(hidden)]
+pub use self::{client::request_timeout, flags::parse as parse_flags, flags::Parsed};
 use crate::cli::Format;
 use crate::cluster::{block_on, default_namespace, Controller};
 use crate::commands::docs::{self, Doc};
