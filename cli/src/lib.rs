@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+mod http_client;
 pub mod install;
 mod io;
 mod kubeconfig;

@@ -339,12 +339,7 @@ fn percent_decode(s: &str) -> String {
 /// GET an `http(s)://` certificate URL (proxy variables honoured): 200 or
 /// `cannot fetch "<url>": 404 Not Found`.
 fn fetch_url(url: &str) -> Result<Vec<u8>> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .proxy(ureq::Proxy::try_from_env())
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::http_client::agent();
     let mut resp = agent
         .get(url)
         .call()
