@@ -82,6 +82,24 @@ pub enum ReportFormat {
     Json,
 }
 
+/// How the directories among the paths are walked (`verify`, `validate`, `reencrypt`,
+/// `rotate`): regular `.yaml`/`.yml`/`.json` files only, symlinks followed only when asked.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct WalkArgs {
+    /// Follow symlinks found in directories (a loop is an error); named files are always read
+    #[arg(short = 'L', long = "follow")]
+    pub follow: bool,
+}
+
+impl WalkArgs {
+    /// The walk's options.
+    pub fn options(&self) -> crate::commands::files::WalkOptions {
+        crate::commands::files::WalkOptions {
+            follow_symlinks: self.follow,
+        }
+    }
+}
+
 /// `kseal validate`
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -93,6 +111,9 @@ pub struct ValidateArgs {
     /// Files or directories
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Report format
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
@@ -120,6 +141,9 @@ pub struct VerifyArgs {
     /// Files or directories
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// A certificate the items may be sealed for (repeatable; file, file:// or http(s):// URL)
     #[arg(long = "cert", value_name = "FILE|URL")]
@@ -157,6 +181,9 @@ pub struct ReencryptArgs {
     /// Files or directories (searched recursively)
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Report what would change without writing
     #[arg(long)]
@@ -221,6 +248,9 @@ pub struct RotateArgs {
     /// Files or directories to re-encrypt
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Seconds to wait for the new key
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
