@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod hygiene;
 pub mod install;
 mod io;
 mod kubeconfig;
