@@ -6,15 +6,29 @@ use anyhow::{bail, Result};
 
 use crate::cli::InstallArgs;
 use crate::cluster::{block_on, client};
-use crate::install::{self, ApplyOptions, Install, InstallFormat, DEFAULT_TIMEOUT};
+use crate::install::{self, ApplyOptions, Install, InstallFormat, NetworkPolicy, DEFAULT_TIMEOUT};
 use crate::io::Output;
 
+/// Printed after a successful render or apply when the NetworkPolicy admits no CIDR to the
+/// HTTP port (the trade-off of the default; see the README).
+const HTTP_PORT_NOTE: &str = "kseal: note: the NetworkPolicy admits to the controller's HTTP port (cert.pem, verify, rotate through the API server's service proxy) only traffic from the pod's own node; where the CNI enforces NetworkPolicy, add the addresses the API server connects from with --network-policy-from CIDR, or use --no-network-policy";
+
 pub fn run(args: InstallArgs) -> Result<ExitCode> {
+    let network_policy = if args.no_network_policy {
+        None
+    } else {
+        Some(NetworkPolicy {
+            http_from: args.network_policy_from.clone(),
+            metrics_namespaces: install::parse_label_selector(&args.metrics_namespace_selector)?,
+        })
+    };
     let target = Install {
         namespace: args.namespace.clone(),
         name: args.name.clone(),
         image: args.image.clone().unwrap_or_else(install::default_image),
         replicas: args.replicas,
+        old_gc_behavior: args.old_gc_behavior,
+        network_policy,
     };
     target.validate()?;
     let dry_run = args.dry_run.is_some();
@@ -44,6 +58,7 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
             InstallFormat::Json => install::to_json(&objects)?,
         };
         Output::Stdout.write(text.as_bytes())?;
+        note_http_port(&target);
         return Ok(ExitCode::SUCCESS);
     }
     let cluster = args.cluster();
@@ -63,5 +78,16 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
         }
         anyhow::Ok(())
     })??;
+    note_http_port(&target);
     Ok(ExitCode::SUCCESS)
+}
+
+fn note_http_port(target: &Install) {
+    if target
+        .network_policy
+        .as_ref()
+        .is_some_and(|np| np.http_from.is_empty())
+    {
+        eprintln!("{HTTP_PORT_NOTE}");
+    }
 }
