@@ -60,6 +60,12 @@ pub const CERTIFICATE: Limit = Limit {
     bytes: MAX_SMALL_FILE_BYTES,
     what: "a certificate",
 };
+/// An answer of the controller through the API server's service proxy (`/v1/cert.pem`,
+/// `/v1/verify`, `/v1/rotate`).
+pub const CONTROLLER_ANSWER: Limit = Limit {
+    bytes: MAX_INPUT_BYTES,
+    what: "an answer of the controller",
+};
 /// `.kseal.yaml` (`--config` or found).
 pub const CONFIG_FILE: Limit = Limit {
     bytes: MAX_SMALL_FILE_BYTES,

@@ -27,6 +27,11 @@ fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> (i32, String, String, Duratio
         .env("KUBECONFIG", "/nonexistent")
         .env_remove("KSEAL_CERT")
         .env_remove("KSEAL_KEYS")
+        // The certificate URL test serves on 127.0.0.1 itself.
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -209,7 +214,9 @@ fn oversized_inputs_are_refused_before_they_are_read() {
         .unwrap();
     let cert = fix("tls.crt");
     let cert = p(&cert);
-    let cases: [(&[&str], &str); 5] = [
+    let secret = fix("secret.yaml");
+    let secret = p(&secret);
+    let cases: [(&[&str], &str); 6] = [
         (
             &["seal", "--cert", cert, "-f", "big.yaml"],
             "kseal: error: cannot read big.yaml: larger than 16 MiB, the limit for a manifest\n",
@@ -225,6 +232,10 @@ fn oversized_inputs_are_refused_before_they_are_read() {
         (
             &["seal", "--cert", "big.yaml", "-f", "/dev/null"],
             "kseal: error: cannot read certificate big.yaml: larger than 1 MiB, the limit for a certificate\n",
+        ),
+        (
+            &["seal", "--cert", cert, "-f", secret, "--merge-into", "big.yaml"],
+            "kseal: error: cannot read big.yaml: larger than 16 MiB, the limit for a manifest\n",
         ),
         (
             &["unseal", "--key", "big.yaml", "-f", "/dev/null"],
@@ -265,6 +276,38 @@ fn oversized_inputs_are_refused_before_they_are_read() {
         String::from_utf8_lossy(&out.stderr),
         "error: Could not read file specified with --secret-file: larger than 16 MiB, the limit for a manifest\n"
     );
+}
+
+#[test]
+fn an_endless_certificate_url_stops_at_the_bound() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut head = [0u8; 4096];
+            let _ = s.read(&mut head);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let chunk = [b'A'; 64 << 10];
+            while s.write_all(&chunk).is_ok() {}
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/cert.pem");
+    let (code, _, stderr, took) = run(
+        dir.path(),
+        &["seal", "--cert", &url, "-f", p(&fix("secret.yaml"))],
+        b"",
+    );
+    assert_eq!(
+        (code, stderr),
+        (
+            2,
+            format!("kseal: error: cannot fetch {url:?}: larger than 1 MiB, the limit for a certificate\n")
+        )
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 #[test]
