@@ -26,6 +26,15 @@ fi
 step "cargo test (unit, property, golden and CLI tests)"
 cargo test --workspace --locked --exclude kseal-e2e
 
+step "fuzz smoke run (fuzz/run.sh --smoke: every cargo-fuzz target for a few seconds)"
+# Needs the nightly toolchain; builds go next to $CARGO_TARGET_DIR (cached in CI). KSEAL_SKIP_FUZZ=1
+# skips it, e.g. on a machine without nightly.
+if [ "${KSEAL_SKIP_FUZZ:-}" = 1 ]; then
+  echo "KSEAL_SKIP_FUZZ=1: skipping the fuzz smoke run" >&2
+else
+  fuzz/run.sh --smoke
+fi
+
 step "end-to-end tests on a real kube-apiserver (tests/run-e2e.sh)"
 # Builds or reuses kube-apiserver v1.20.2, starts one control plane for the whole run, stops it
 # afterwards. With KSEAL_E2E_KUBECONFIG set, uses that cluster instead.

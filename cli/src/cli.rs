@@ -68,6 +68,8 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Print the controller's manifests, or install them (--apply)
     Install(InstallArgs),
+    /// Serve a page that seals in the browser (WebCrypto; values never leave it)
+    Web(crate::commands::web::WebArgs),
     /// Print shell completions
     Completion(CompletionArgs),
 }

@@ -8,8 +8,14 @@
 //!   service proxy (`/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy/...`, the port
 //!   name being the Service's first port, as kubeseal does), so it also works against Bitnami's
 //!   controller.
-//! - The certificate: first the ConfigMap kseal's controller publishes (readable by every
-//!   authenticated user, no proxy needed), then `/v1/cert.pem` through the proxy.
+//! - The certificate: the ConfigMap kseal's controller publishes (readable by every
+//!   authenticated user, no proxy needed), confirmed against the controller's `/v1/cert.pem`
+//!   through the proxy: when both answer and name different keys, nothing is sealed. When the
+//!   proxy does not answer within [`CONFIRM_TIMEOUT`] (blocked by a firewall or a
+//!   NetworkPolicy), the ConfigMap alone is used: only the controller's ServiceAccount and
+//!   cluster administrators may write it, renewal requests go to another ConfigMap, and the
+//!   controller restores it within seconds when anyone edits it (docs/threat-model in the
+//!   README). Without a ConfigMap (a Bitnami controller), `/v1/cert.pem` alone.
 //!
 //! The CLI is synchronous; each call runs on a small current-thread runtime.
 
@@ -22,6 +28,33 @@ use kube::api::Api;
 use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
+
+/// How long the CLI waits for the controller to confirm the published certificate.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Checks that the ConfigMap's certificate is the one the controller serves (same key). A
+/// served answer that is not a certificate confirms nothing and refutes nothing.
+pub fn confirm_published(
+    published: &str,
+    served: &[u8],
+    namespace: &str,
+    configmap: &str,
+) -> Result<()> {
+    let (Ok(p), Ok(c)) = (
+        kseal_crypto::Certificate::from_pem(published.as_bytes()),
+        kseal_crypto::Certificate::from_pem(served),
+    ) else {
+        return Ok(());
+    };
+    if p.fingerprint() != c.fingerprint() {
+        bail!(
+            "the certificate in ConfigMap {namespace}/{configmap} ({}) is not the one the controller serves ({}): refusing to seal for it. If a key renewal just happened, try again in a few seconds; otherwise someone changed the ConfigMap (the controller restores it)",
+            p.fingerprint(),
+            c.fingerprint()
+        );
+    }
+    Ok(())
+}
 
 /// Default controller Service name (kubeseal's).
 pub const DEFAULT_CONTROLLER_NAME: &str = "sealed-secrets-controller";
@@ -273,10 +306,25 @@ impl Controller {
         }
     }
 
-    /// The sealing certificate PEM: the published ConfigMap, else `/v1/cert.pem` through the
-    /// service proxy.
+    /// The sealing certificate PEM: the published ConfigMap confirmed by the controller, else
+    /// `/v1/cert.pem` through the service proxy (see the module docs).
     pub async fn certificate(&self) -> Result<Vec<u8>> {
         if let Some(pem) = self.published_certificate().await? {
+            let served = tokio::time::timeout(
+                CONFIRM_TIMEOUT,
+                self.proxy("GET", "/v1/cert.pem", None, "application/x-pem-file, */*"),
+            )
+            .await;
+            if let Ok(Ok(r)) = served {
+                if r.status == 200 {
+                    confirm_published(
+                        &pem,
+                        &r.body,
+                        self.namespace(),
+                        &self.args.cert_configmap(),
+                    )?;
+                }
+            }
             return Ok(pem.into_bytes());
         }
         let r = self
@@ -407,5 +455,34 @@ fn body_hint(body: &[u8]) -> String {
         String::new()
     } else {
         format!(": {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../keys-example/tls.crt");
+    const GO: &str = include_str!("../../crypto/tests/data/go_rsa2048.crt");
+
+    #[test]
+    fn a_published_certificate_the_controller_does_not_serve_is_refused() {
+        assert!(confirm_published(
+            EXAMPLE,
+            EXAMPLE.as_bytes(),
+            "kube-system",
+            "sealed-secrets-cert"
+        )
+        .is_ok());
+        let e = confirm_published(EXAMPLE, GO.as_bytes(), "kube-system", "sealed-secrets-cert")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the certificate in ConfigMap kube-system/sealed-secrets-cert (SHA256:"),
+            "{e}"
+        );
+        assert!(e.contains("refusing to seal for it"), "{e}");
+        // A proxy answer that is not a certificate (an error page) neither confirms nor refutes.
+        assert!(confirm_published(EXAMPLE, b"<html>503</html>", "ns", "cm").is_ok());
     }
 }

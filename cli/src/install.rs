@@ -323,6 +323,7 @@ fn resource_name(install: &Install, bitnami: &str) -> Result<String> {
         "http:sealed-secrets-controller:" => format!("http:{name}:"),
         "http:sealed-secrets-controller:http" => format!("http:{name}:http"),
         crate::cluster::DEFAULT_CERT_CONFIGMAP => install.cert_configmap(),
+        "sealed-secrets-cert-renewal" => kseal_crds::renewal_configmap(&install.cert_configmap()),
         // The legacy key Secret is named after the key prefix.
         DEFAULT_KEY_PREFIX => DEFAULT_KEY_PREFIX.to_string(),
         other => bail!(

@@ -14,6 +14,14 @@ mod io;
 mod kubeconfig;
 mod kubeseal;
 
+/// The kubeseal front's flag parser and `--request-timeout` reading, for the fuzz targets in
+/// `fuzz/` only.
+#[doc(hidden)]
+pub use kubeseal::{
+    parse_flags as kubeseal_parse_flags, request_timeout as kubeseal_request_timeout,
+    Parsed as KubesealParsed,
+};
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 

@@ -313,6 +313,57 @@ fn secret_values_never_reach_error_output() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stderr).contains(canary));
+
+    // Input that does not parse: serde's messages quote the value; ours name the field.
+    let malformed = [
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: a}}\ndata: {canary}\n"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: a}}\ndata: {{k: {canary}}}\n"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: a}}\nstringData: {{k: [{canary}]}}\n"),
+        format!("{{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {{\"name\": \"s\"}}, \"stringData\": {{\"k\": {{\"x\": \"{canary}\"}}}}}}"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: a}}\ntype: [{canary}]\n"),
+    ];
+    for input in &malformed {
+        let out = kseal(
+            &["seal", "--cert", p(&fix("tls.crt"))],
+            Some(input.as_bytes()),
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains(canary) && !err.contains("CANARY"),
+            "leaked: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("Secret"), "{err}");
+    }
+
+    // Templates whose errors would quote a decrypted value (`index . .k`, `printf .k`).
+    for template in [
+        "{{ index . .k }}",
+        "{{ repeat .k \"x\" }}",
+        "{{ .k | b64dec }}",
+    ] {
+        let sealed = ok(&kseal(
+            &["seal", "--cert", p(&fix("go_rsa2048.crt")), "-o", "yaml"],
+            Some(inputs[0].as_bytes()),
+        ));
+        let with_template = sealed.replace(
+            "  template:\n",
+            &format!("  template:\n    data:\n      t: '{template}'\n"),
+        );
+        assert_ne!(with_template, sealed);
+        let out = kseal(
+            &["unseal", "--key", p(&fix("go_rsa2048.key"))],
+            Some(with_template.as_bytes()),
+        );
+        assert!(!out.status.success(), "{template}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains(canary) && !err.contains("CANARY"),
+            "{template} leaked: {err}"
+        );
+        assert!(err.contains("template data[\"t\"]"), "{err}");
+    }
 }
 
 #[test]

@@ -158,8 +158,10 @@ fn rbac_resource_names_follow_the_name() {
     let key_admin = find(items, "Role", "kseal-key-admin");
     assert_eq!(key_admin["metadata"]["namespace"], "sealed");
     assert!(rules(key_admin, "leases").contains(&(vec!["kseal"], vec!["get", "update"])));
-    assert!(rules(key_admin, "configmaps")
-        .contains(&(vec!["kseal-cert"], vec!["get", "list", "watch", "patch"])));
+    assert!(rules(key_admin, "configmaps").contains(&(
+        vec!["kseal-cert", "kseal-cert-renewal"],
+        vec!["get", "list", "watch", "patch"]
+    )));
     // The legacy key Secret is named after the key prefix, whatever the name.
     assert!(rules(key_admin, "secrets").contains(&(vec!["sealed-secrets-key"], vec!["get"])));
 
@@ -172,11 +174,17 @@ fn rbac_resource_names_follow_the_name() {
             vec!["create", "get"]
         )]
     );
-    for role in ["kseal-cert-reader", "kseal-key-renewer"] {
+    // Readers read the certificate; renewers write only the renewal requests, never what
+    // every `kseal seal` trusts.
+    for (role, cm) in [
+        ("kseal-cert-reader", "kseal-cert"),
+        ("kseal-key-renewer", "kseal-cert-renewal"),
+    ] {
         let r = find(items, "Role", role);
-        assert!(rules(r, "configmaps")
-            .iter()
-            .all(|(n, _)| n == &["kseal-cert"]));
+        assert!(
+            rules(r, "configmaps").iter().all(|(n, _)| n == &[cm]),
+            "{role}"
+        );
     }
 
     // Cluster-wide objects are prefixed, so installs with other names never collide.

@@ -100,6 +100,10 @@ pub async fn run(
         .with_age(config.age),
     );
 
+    // One limit on private-key work for reconciles and the HTTP API.
+    let work = crate::work::PrivateKeyWork::for_this_machine();
+    tracing::info!(permits = work.permits(), "private-key work limit");
+
     // 1. HTTP first.
     let api_state = ApiState::new(
         keys.subscribe(),
@@ -109,6 +113,8 @@ pub async fn run(
             rate_limit_burst: config.rate_limit_burst,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
             age: config.age,
+            trusted_proxies: config.trusted_proxies.clone(),
+            work: work.clone(),
             ..Default::default()
         },
     )
@@ -130,10 +136,14 @@ pub async fn run(
         })?;
     tracing::info!(addr = %main_listener.local_addr()?, "HTTP server serving");
     tracing::info!(addr = %metrics_listener.local_addr()?, "metrics server serving");
+    let mut main_router = http::router(api_state);
+    if config.web_page {
+        main_router = main_router.merge(crate::web::router(keys.subscribe()));
+    }
     let stop_http = shutdown.clone();
     let main_server = tokio::spawn(http::serve_listener(
         main_listener,
-        http::router(api_state),
+        main_router,
         serve_opts,
         async move { stop_http.cancelled().await },
     ));
@@ -211,7 +221,7 @@ pub async fn run(
                 } else if let Some(name) = &keys.policy().cert_configmap {
                     match keyloop::request_renewal(
                         keys.store().configmaps(),
-                        name,
+                        &kseal_crds::renewal_configmap(name),
                         Timestamp::now(),
                     )
                     .await
@@ -241,12 +251,17 @@ pub async fn run(
             plan: PlanOptions {
                 accept_deprecated_v1_data: config.accept_deprecated_v1_data,
                 update_status: config.update_status,
+                protected: Some(Arc::new(crate::planner::ProtectedKeys {
+                    namespace: config.namespace.clone(),
+                    key_prefix: config.key_prefix.clone(),
+                })),
             },
             old_gc_behavior: config.old_gc_behavior,
             skip_recreate: config.skip_recreate,
             max_retries: config.max_unseal_retries,
             label_selector: config.label_selector.clone(),
             concurrency: 4,
+            work: work.clone(),
         },
     ));
     loop {

@@ -77,6 +77,10 @@ pub struct Flags {
     /// Burst for /v1/verify
     #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2)]
     pub rate_limit_burst: u32,
+    /// Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client for
+    /// the rate limits (e.g. the API servers); from anyone else the header is ignored
+    #[arg(long, env = "SEALED_SECRETS_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// k=v,... annotations for generated key Secrets
     #[arg(
         long,
@@ -175,15 +179,20 @@ pub struct Flags {
     /// that exist still open age blobs
     #[arg(long, env = "SEALED_SECRETS_AGE", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub age: bool,
+    /// Serve the sealing page (`kseal web`'s) on the main port under /web/; it needs HTTPS in
+    /// front (an Ingress with TLS) for browsers to seal with it
+    #[arg(long, env = "KSEAL_WEB_PAGE")]
+    pub web_page: bool,
 }
 
-/// A flag value that does not parse.
+/// A flag value that does not parse. The message names the flag, never the value (flag values
+/// may be long or sensitive; the operator knows what they passed).
 #[derive(Debug, thiserror::Error)]
-#[error("invalid value {value:?} for --{flag}: {reason}")]
+#[error("invalid value for --{flag}: {reason}")]
 pub struct ConfigError {
     /// The flag.
     pub flag: &'static str,
-    /// What was given.
+    /// What was given (not shown in the message).
     pub value: String,
     /// Why it is wrong.
     pub reason: String,
@@ -222,6 +231,7 @@ pub struct Config {
     pub label_selector: Option<String>,
     pub rate_limit: u32,
     pub rate_limit_burst: u32,
+    pub trusted_proxies: Vec<crate::ratelimit::Cidr>,
     pub privatekey_annotations: BTreeMap<String, String>,
     pub privatekey_labels: BTreeMap<String, String>,
     pub old_gc_behavior: bool,
@@ -243,6 +253,7 @@ pub struct Config {
     pub lease_duration: SignedDuration,
     pub cert_configmap: Option<String>,
     pub age: bool,
+    pub web_page: bool,
 }
 
 impl Flags {
@@ -318,6 +329,8 @@ impl Flags {
             label_selector: Some(self.label_selector.clone()).filter(|s| !s.is_empty()),
             rate_limit: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
+            trusted_proxies: crate::ratelimit::parse_cidrs(&self.trusted_proxies)
+                .map_err(|r| bad("trusted-proxies", &self.trusted_proxies, &r))?,
             privatekey_annotations: key_value_list(&self.privatekey_annotations, None),
             privatekey_labels: key_value_list(
                 &self.privatekey_labels,
@@ -354,6 +367,7 @@ impl Flags {
                 .map_err(|r| bad("lease-duration", &self.lease_duration, r))?,
             cert_configmap: Some(self.cert_configmap.clone()).filter(|c| !c.is_empty()),
             age: self.age,
+            web_page: self.web_page,
         })
     }
 }
@@ -520,7 +534,7 @@ mod tests {
             .unwrap_err();
         assert!(err
             .to_string()
-            .starts_with("invalid value \"yesterday\" for --key-cutoff-time: expected RFC 1123"));
+            .starts_with("invalid value for --key-cutoff-time: expected RFC 1123"));
         // The deprecated alias still works.
         assert_eq!(
             parse(&["--rotate-period", "1h"])

@@ -7,7 +7,7 @@
 //! | `/v1/cert.pem` | the newest key's certificate; 500 `cannot get certificate\n` without one |
 //! | `/v1/age-recipient` | kseal: the newest age identity's recipient, `age1…\n` (text/plain); 500 `cannot get age recipient\n` without one or with `--age=false` |
 //! | `/v1/verify` | 200 when every item opens with some key, 409 when not; rate-limited |
-//! | `/v1/rotate` | the SealedSecret re-sealed with the newest key, as compact JSON |
+//! | `/v1/rotate` | the SealedSecret re-sealed with the newest key, as compact JSON; rate-limited (kseal) |
 //!
 //! Every method is accepted on every path, as Go's `ServeMux` does; kubeseal uses GET for the
 //! certificate and POST for the others. Status codes, bodies and headers are Bitnami's; see the
@@ -37,12 +37,27 @@
 //! `--write-timeout` bounds the handler, and a write that makes no progress for that long closes
 //! the connection. A timed-out handler closes the connection without a response, as Go's does.
 //! Shutdown stops accepting, lets in-flight requests finish and closes idle connections.
+//!
+//! # Bounds (anyone in the cluster can reach this port)
+//!
+//! - request bodies: [`DEFAULT_MAX_BODY_BYTES`] (413 beyond), and the SealedSecret bounds of
+//!   `kseal_crds::limits` before any decryption;
+//! - connections: at most [`MAX_CONNECTIONS`] open, [`MAX_CONNECTIONS_PER_PEER`] from one
+//!   address (further ones are closed at once), so a few slow clients cannot hold every
+//!   connection and fail the probes;
+//! - rate: `/v1/verify` and `/v1/rotate` each allow `--rate-limit` per second (burst
+//!   `--rate-limit-burst`) per client, where the client is the TCP peer, or the address a
+//!   `--trusted-proxies` proxy forwarded (see [`crate::ratelimit`]);
+//! - CPU: both take a permit of the process-wide private-key work limit
+//!   ([`crate::work::PrivateKeyWork`]) and answer 503 when none frees up within
+//!   [`crate::work::HTTP_WAIT`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -71,7 +86,8 @@ use tower::ServiceExt;
 
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
-use crate::ratelimit::{vary_key, Clock, InvalidQuota, RateLimiter, SystemClock};
+use crate::ratelimit::{client_key, vary_key, Cidr, Clock, InvalidQuota, RateLimiter, SystemClock};
+use crate::work::{PrivateKeyWork, HTTP_WAIT};
 
 /// Liveness and readiness probe path.
 pub const HEALTHZ_PATH: &str = "/healthz";
@@ -89,6 +105,16 @@ pub const ROTATE_PATH: &str = "/v1/rotate";
 /// a few KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
+/// Open connections at most, per server; further ones are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Open connections at most from one peer address.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
+
+/// The TCP peer of a request, put into its extensions by [`serve_listener`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// Settings of the API handlers (controller flags).
@@ -104,6 +130,12 @@ pub struct ApiConfig {
     pub accept_deprecated_v1_data: bool,
     /// `--age` (default true): serve the newest age recipient on `/v1/age-recipient`.
     pub age: bool,
+    /// `--trusted-proxies`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The process-wide private-key work limit (shared with the reconcilers).
+    pub work: PrivateKeyWork,
+    /// How long a request waits for a permit of `work` before it gets 503.
+    pub work_wait: Duration,
 }
 
 impl Default for ApiConfig {
@@ -114,6 +146,9 @@ impl Default for ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             accept_deprecated_v1_data: true,
             age: true,
+            trusted_proxies: Vec::new(),
+            work: PrivateKeyWork::default(),
+            work_wait: HTTP_WAIT,
         }
     }
 }
@@ -132,6 +167,10 @@ pub struct ApiState {
     keys: watch::Receiver<Arc<KeyRegistry>>,
     metrics: Arc<Metrics>,
     limiter: Arc<RateLimiter>,
+    rotate_limiter: Arc<RateLimiter>,
+    trusted_proxies: Arc<[Cidr]>,
+    work: PrivateKeyWork,
+    work_wait: Duration,
     max_body_bytes: usize,
     unseal_options: UnsealOptions,
     age: bool,
@@ -161,8 +200,16 @@ impl ApiState {
             limiter: Arc::new(RateLimiter::new(
                 config.rate_limit,
                 config.rate_limit_burst,
+                clock.clone(),
+            )?),
+            rotate_limiter: Arc::new(RateLimiter::new(
+                config.rate_limit,
+                config.rate_limit_burst,
                 clock,
             )?),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+            work: config.work.clone(),
+            work_wait: config.work_wait,
             max_body_bytes: config.max_body_bytes,
             unseal_options: UnsealOptions {
                 accept_deprecated_v1_data: config.accept_deprecated_v1_data,
@@ -275,28 +322,48 @@ async fn age_recipient(State(s): State<ApiState>, method: Method) -> Response {
 async fn verify(State(s): State<ApiState>, req: Request) -> Response {
     let method = req.method().clone();
     s.instrumented(VERIFY_PATH, &method, async {
-        // throttled: the key is the X-Forwarded-For value and the path; the headers go on every
-        // answer of the route, Retry-After only on a refusal.
-        let key = vary_key(
-            req.headers()
-                .get("x-forwarded-for")
-                .map(HeaderValue::as_bytes),
-            req.uri().path(),
-        );
-        let decision = s.limiter.check(&key);
-        let mut response = if decision.limited {
-            go_error(StatusCode::TOO_MANY_REQUESTS, "limit exceeded")
-        } else {
-            verify_inner(&s, req).await
-        };
-        for (name, value) in decision.headers() {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, v);
-            }
-        }
-        response
+        let limiter = s.limiter.clone();
+        limited(&s, &limiter, req, |req| verify_inner(&s, req)).await
     })
     .await
+}
+
+/// Runs `handler` unless the client is over its rate (429 `limit exceeded`), and puts
+/// throttled's headers on every answer of the route (`Retry-After` only on a refusal).
+async fn limited<'a, F: Future<Output = Response> + 'a>(
+    s: &ApiState,
+    limiter: &RateLimiter,
+    req: Request,
+    handler: impl FnOnce(Request) -> F,
+) -> Response {
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    let client = client_key(
+        peer,
+        req.headers()
+            .get("x-forwarded-for")
+            .map(HeaderValue::as_bytes),
+        &s.trusted_proxies,
+    );
+    let decision = limiter.check(&vary_key(&client, req.uri().path()));
+    let mut response = if decision.limited {
+        go_error(StatusCode::TOO_MANY_REQUESTS, "limit exceeded")
+    } else {
+        handler(req).await
+    };
+    for (name, value) in decision.headers() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+/// A permit of the private-key work limit, or the 503 answer when none frees up in time.
+async fn work_permit(s: &ApiState) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    s.work.acquire_within(s.work_wait).await.ok_or_else(|| {
+        tracing::warn!("the controller is busy decrypting: answered 503");
+        go_error(StatusCode::SERVICE_UNAVAILABLE, "busy, try again later")
+    })
 }
 
 async fn verify_inner(s: &ApiState, req: Request) -> Response {
@@ -311,20 +378,27 @@ async fn verify_inner(s: &ApiState, req: Request) -> Response {
             return empty(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
+    let permit = match work_permit(s).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let registry = s.snapshot();
     let opts = s.unseal_options;
-    let opened = tokio::task::spawn_blocking(move || match open_items(&mut ss, &registry, opts) {
-        Ok(u) => {
-            u.scrub();
-            true
-        }
-        Err(e) => {
-            tracing::info!(
-                namespace = ss.metadata.namespace.as_deref().unwrap_or(""),
-                name = ss.metadata.name.as_deref().unwrap_or(""),
-                "verify: {e}"
-            );
-            false
+    let opened = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        match open_items(&mut ss, &registry, opts) {
+            Ok(u) => {
+                u.scrub();
+                true
+            }
+            Err(e) => {
+                tracing::info!(
+                    namespace = ss.metadata.namespace.as_deref().unwrap_or(""),
+                    name = ss.metadata.name.as_deref().unwrap_or(""),
+                    "verify: {e}"
+                );
+                false
+            }
         }
     })
     .await;
@@ -337,8 +411,11 @@ async fn verify_inner(s: &ApiState, req: Request) -> Response {
 
 async fn rotate(State(s): State<ApiState>, req: Request) -> Response {
     let method = req.method().clone();
-    s.instrumented(ROTATE_PATH, &method, rotate_inner(&s, req))
-        .await
+    s.instrumented(ROTATE_PATH, &method, async {
+        let limiter = s.rotate_limiter.clone();
+        limited(&s, &limiter, req, |req| rotate_inner(&s, req)).await
+    })
+    .await
 }
 
 async fn rotate_inner(s: &ApiState, req: Request) -> Response {
@@ -353,9 +430,18 @@ async fn rotate_inner(s: &ApiState, req: Request) -> Response {
             return empty(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
+    let permit = match work_permit(s).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let registry = s.snapshot();
     let opts = s.unseal_options;
-    match tokio::task::spawn_blocking(move || reseal(ss, &registry, opts)).await {
+    match tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        reseal(ss, &registry, opts)
+    })
+    .await
+    {
         Ok(Ok(json)) => (
             StatusCode::OK,
             // Bitnami sets this header too late for Go to send it (see the reference); kubeseal
@@ -422,12 +508,10 @@ pub enum DecodeError {
         /// The body's `kind`.
         kind: String,
     },
-    /// Not valid JSON, or the fields do not fit.
+    /// Not valid JSON or YAML, or the fields do not fit: the position and the field, never
+    /// the value (see `kseal_crds::redact`).
     #[error("{0}")]
-    Json(#[from] serde_json::Error),
-    /// Not valid YAML.
-    #[error("{0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Invalid(String),
 }
 
 /// Decodes a SealedSecret as apimachinery's universal decoder would: JSON when the first
@@ -436,11 +520,13 @@ pub enum DecodeError {
 pub fn decode(body: &[u8]) -> Result<SealedSecret, DecodeError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let value: serde_json::Value = if first == Some(&b'{') {
-        serde_json::from_slice(body)?
+        serde_json::from_slice(body)
+            .map_err(|e| DecodeError::Invalid(kseal_crds::redact::json_error(&e)))?
     } else {
         let mut docs = Vec::new();
         for doc in serde_yaml::Deserializer::from_slice(body) {
-            let v = serde_json::Value::deserialize(doc)?;
+            let v = serde_json::Value::deserialize(doc)
+                .map_err(|e| DecodeError::Invalid(kseal_crds::redact::yaml_error(&e)))?;
             // Empty documents (a leading or trailing `---`) hold nothing.
             if !v.is_null() {
                 docs.push(v);
@@ -463,12 +549,13 @@ pub fn decode(body: &[u8]) -> Result<SealedSecret, DecodeError> {
     if kind != kseal_crds::KIND || api_version != kseal_crds::API_VERSION {
         return Err(DecodeError::UnexpectedType { api_version, kind });
     }
-    Ok(serde_json::from_value(value)?)
+    kseal_crds::redact::from_value(value).map_err(DecodeError::Invalid)
 }
 
 /// Opens every item of `ss` without rendering `spec.template.data` (see the module docs on
-/// oracles); the templates are put back before returning.
-fn open_items(
+/// oracles); the templates are put back before returning. Public (hidden) for the fuzz targets.
+#[doc(hidden)]
+pub fn open_items(
     ss: &mut SealedSecret,
     registry: &KeyRegistry,
     opts: UnsealOptions,
@@ -481,8 +568,9 @@ fn open_items(
 }
 
 /// Why `/v1/rotate` failed.
+#[doc(hidden)]
 #[derive(Debug, thiserror::Error)]
-enum RotateError {
+pub enum RotateError {
     #[error("no sealing key")]
     NoKey,
     #[error("error decrypting secret. {0}")]
@@ -496,7 +584,9 @@ enum RotateError {
 /// Bitnami's rotate: the template metadata is forced to the top-level metadata (so the scope
 /// cannot be changed through the template), the items are opened with any key and sealed again
 /// for the newest key through the CLI's sealing path. The templates are returned unchanged.
-fn reseal(
+/// Public (hidden) for the fuzz targets.
+#[doc(hidden)]
+pub fn reseal(
     mut ss: SealedSecret,
     registry: &KeyRegistry,
     opts: UnsealOptions,
@@ -594,10 +684,11 @@ pub async fn serve_listener(
         .timer(TokioTimer::new())
         .header_read_timeout(read_timeout);
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(ConnectionCount::default());
     let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => {
                     backoff = Duration::ZERO;
@@ -613,12 +704,18 @@ pub async fn serve_listener(
             },
             () = &mut shutdown => break,
         };
+        let Some(slot) = connections.clone().open(peer.ip()) else {
+            tracing::debug!(peer = %peer.ip(), "too many connections: closed");
+            drop(stream);
+            continue;
+        };
         let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
         let router = router.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let router = router.clone();
             async move {
-                let req = req.map(|body| Body::new(DeadlineBody::new(body, read_timeout)));
+                let mut req = req.map(|body| Body::new(DeadlineBody::new(body, read_timeout)));
+                req.extensions_mut().insert(PeerAddr(peer));
                 let handle = router.oneshot(req);
                 match write_timeout {
                     Some(t) => match tokio::time::timeout(t, handle).await {
@@ -635,6 +732,7 @@ pub async fn serve_listener(
         });
         let conn = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = conn.await {
                 tracing::debug!("connection closed: {e}");
             }
@@ -651,6 +749,53 @@ pub async fn serve_listener(
         None => drain.await,
     }
     Ok(())
+}
+
+/// Open connections, in all and per peer address ([`MAX_CONNECTIONS`],
+/// [`MAX_CONNECTIONS_PER_PEER`]).
+#[derive(Debug, Default)]
+struct ConnectionCount {
+    per_peer: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One open connection; counted until it drops.
+struct ConnectionSlot {
+    count: Arc<ConnectionCount>,
+    peer: IpAddr,
+}
+
+impl ConnectionCount {
+    fn open(self: Arc<Self>, peer: IpAddr) -> Option<ConnectionSlot> {
+        {
+            let mut g = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            let (total, map) = &mut *g;
+            let n = map.get(&peer).copied().unwrap_or(0);
+            if *total >= MAX_CONNECTIONS || n >= MAX_CONNECTIONS_PER_PEER {
+                return None;
+            }
+            *total += 1;
+            map.insert(peer, n + 1);
+        }
+        Some(ConnectionSlot { count: self, peer })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut g = self
+            .count
+            .per_peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (total, map) = &mut *g;
+        *total -= 1;
+        if let Some(n) = map.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// A request body that fails once the read timeout has passed since the request arrived.

@@ -11,18 +11,22 @@
 //!   (the next renewal is `period` after the newest RSA key, so a manual renewal also postpones
 //!   the automatic one), on SIGUSR1, and on a renewal request (each renewal makes an RSA key
 //!   and, unless `--age=false`, an age identity), and publishes the newest certificate and age
-//!   recipient.
+//!   recipient, and restores the certificate ConfigMap when anyone else edits or deletes it.
 //!
 //! # Renewal requests (RBAC-authorized)
 //!
-//! Anyone allowed to patch the certificate ConfigMap (Role `sealed-secrets-key-renewer` in the
-//! shipped RBAC) asks for a new key by setting [`ANNOTATION_RENEW_REQUESTED`] on it to any new
-//! value (by convention the current time):
+//! Anyone allowed to patch the renewal ConfigMap `<certificate ConfigMap>-renewal` (Role
+//! `sealed-secrets-key-renewer` in the shipped RBAC) asks for a new key by setting
+//! [`ANNOTATION_RENEW_REQUESTED`] on it to any new value (by convention the current time):
 //!
 //! ```text
-//! kubectl -n kube-system annotate configmap sealed-secrets-cert --overwrite \
+//! kubectl -n kube-system annotate configmap sealed-secrets-cert-renewal --overwrite \
 //!     sealedsecrets.kseal.dev/renew-requested-at="$(date -u +%FT%TZ)"
 //! ```
+//!
+//! Requests live in their own ConfigMap so that a renewer has no write access to the published
+//! certificate, which every `kseal seal` trusts. The leader creates it (empty) when it is
+//! missing.
 //!
 //! The leader renews once per distinct value and records it in [`ANNOTATION_RENEW_HANDLED`],
 //! so a request is honoured exactly once, across restarts and leader changes.
@@ -135,8 +139,9 @@ fn handled(cm: &ConfigMap) -> Option<String> {
     (a.get(ANNOTATION_RENEW_HANDLED) != Some(requested)).then(|| requested.clone())
 }
 
-/// Asks the leader for a new key through the ConfigMap annotation (what a non-leader replica
-/// does on SIGUSR1, and what `kseal keys renew` does).
+/// Asks the leader for a new key through the renewal ConfigMap's annotation (what a
+/// non-leader replica does on SIGUSR1, and what `kseal keys renew` does). `name` is the
+/// renewal ConfigMap ([`kseal_crds::renewal_configmap`]).
 pub async fn request_renewal(
     configmaps: &Api<ConfigMap>,
     name: &str,
@@ -151,7 +156,30 @@ pub async fn request_renewal(
         .map(|_| ())
 }
 
-/// Watches the certificate ConfigMap for renewal requests and forwards them on `tx`.
+/// Creates the (empty) renewal ConfigMap when it does not exist, so that a renewer needs
+/// only `get` and `patch` on it.
+async fn ensure_renewal_configmap(api: &Api<ConfigMap>, name: &str) {
+    let cm = ConfigMap {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(std::collections::BTreeMap::from([(
+                "app.kubernetes.io/component".to_string(),
+                "key-renewal-requests".to_string(),
+            )])),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match api.create(&kube::api::PostParams::default(), &cm).await {
+        Ok(_) => tracing::info!(configmap = %name, "created the key renewal request ConfigMap"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => {
+            tracing::warn!(configmap = %name, error = %e, "cannot create the key renewal request ConfigMap (RBAC?); SIGUSR1 and the renewal period still work")
+        }
+    }
+}
+
+/// Watches the renewal ConfigMap for renewal requests and forwards them on `tx`.
 async fn watch_requests(
     api: Api<ConfigMap>,
     name: String,
@@ -234,13 +262,14 @@ pub async fn lead_keys(
 
     let publisher = tokio::spawn(publish_certificates(keys.clone(), stop.clone()));
     let (req_tx, mut requests) = mpsc::channel(4);
-    let watcher_task = keys.policy().cert_configmap.clone().map(|name| {
-        tokio::spawn(watch_requests(
-            keys.store().configmaps().clone(),
-            name,
-            req_tx,
-            stop.clone(),
-        ))
+    let watcher_task = keys.policy().cert_configmap.clone().map(|cert| {
+        let api = keys.store().configmaps().clone();
+        let name = kseal_crds::renewal_configmap(&cert);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            ensure_renewal_configmap(&api, &name).await;
+            watch_requests(api, name, req_tx, stop).await
+        })
     });
     let mut changes = keys.subscribe();
 
@@ -323,19 +352,21 @@ async fn ensure_age_identity(keys: Arc<KeyManager>, stop: CancellationToken) {
 
 /// Re-reads the ConfigMap: the request may have been handled by a previous leader already.
 async fn request_pending(keys: &KeyManager, value: &str) -> bool {
-    let Some(name) = &keys.policy().cert_configmap else {
+    let Some(cert) = &keys.policy().cert_configmap else {
         return false;
     };
-    match keys.store().configmaps().get_opt(name).await {
+    let name = kseal_crds::renewal_configmap(cert);
+    match keys.store().configmaps().get_opt(&name).await {
         Ok(Some(cm)) => handled(&cm).as_deref() == Some(value),
         _ => true,
     }
 }
 
 async fn mark_handled(keys: &KeyManager, value: &str) {
-    let Some(name) = &keys.policy().cert_configmap else {
+    let Some(cert) = &keys.policy().cert_configmap else {
         return;
     };
+    let name = &kseal_crds::renewal_configmap(cert);
     let patch = serde_json::json!({
         "metadata": {"annotations": {ANNOTATION_RENEW_HANDLED: value}}
     });
@@ -349,11 +380,22 @@ async fn mark_handled(keys: &KeyManager, value: &str) {
     }
 }
 
-/// Publishes the newest certificate and age recipient now and whenever either changes.
+/// Publishes the newest certificate and age recipient now and whenever either changes, and
+/// restores the ConfigMap when anyone else edits or deletes it: every `kseal seal` that
+/// reads it trusts what it says, so it must say what the controller says.
 async fn publish_certificates(keys: Arc<KeyManager>, stop: CancellationToken) {
     let mut rx = keys.subscribe();
     let mut published: Option<(String, Option<String>)> = None;
     let mut warned = false;
+    let mut edits = match &keys.policy().cert_configmap {
+        Some(name) => watcher::watcher(
+            keys.store().configmaps().clone(),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .default_backoff()
+        .boxed(),
+        None => futures::stream::pending().boxed(),
+    };
     loop {
         rx.borrow_and_update();
         let newest = keys.published_state();
@@ -379,6 +421,26 @@ async fn publish_certificates(keys: Arc<KeyManager>, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             c = rx.changed() => if c.is_err() { return },
+            ev = edits.next() => match ev {
+                Some(Ok(Event::Apply(cm))) => {
+                    if keys.configmap_matches(&cm) == Some(false) {
+                        tracing::warn!(
+                            configmap = %cm.metadata.name.clone().unwrap_or_default(),
+                            "the published certificate was changed by someone else; restoring it"
+                        );
+                        published = None;
+                    }
+                }
+                Some(Ok(Event::Delete(cm))) => {
+                    tracing::warn!(
+                        configmap = %cm.metadata.name.clone().unwrap_or_default(),
+                        "the published certificate was deleted; restoring it"
+                    );
+                    published = None;
+                }
+                Some(Ok(_)) | Some(Err(_)) => {}
+                None => edits = futures::stream::pending().boxed(),
+            },
         }
     }
 }

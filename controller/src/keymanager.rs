@@ -256,6 +256,28 @@ impl KeyManager {
         Some((newest.key.fingerprint().to_string(), age))
     }
 
+    /// Whether the certificate ConfigMap holds exactly what this controller publishes (the
+    /// newest certificate, its fingerprint and, with age on, the newest age recipient). `None`
+    /// when there is nothing to publish yet.
+    pub fn configmap_matches(&self, cm: &k8s_openapi::api::core::v1::ConfigMap) -> Option<bool> {
+        let registry = self.current();
+        let cert = registry.newest()?.key.certificate()?;
+        let data = cm.data.clone().unwrap_or_default();
+        let age = self
+            .age
+            .then(|| {
+                registry
+                    .newest_age()
+                    .map(|i| i.identity.recipient().to_string())
+            })
+            .flatten();
+        Some(
+            data.get("cert.pem") == Some(&cert.to_pem())
+                && data.get("fingerprint") == Some(&cert.fingerprint().to_string())
+                && data.get(crate::keystore::CONFIGMAP_AGE_RECIPIENT_KEY) == age.as_ref(),
+        )
+    }
+
     /// Writes the newest certificate (and, with age on, the newest age recipient) to the
     /// certificate ConfigMap (when configured).
     pub async fn publish_certificate(&self) -> Result<(), KeyStoreError> {

@@ -102,7 +102,37 @@ pub enum KeyStoreError {
     Encode(#[from] kseal_crypto::Error),
 }
 
+/// Why a Secret may not be a key even though it carries a key label: it was made from a
+/// SealedSecret (an ownerReference to one, or the record annotation this controller puts on
+/// every Secret it writes). Keys come only from the controller or an administrator; anyone
+/// who may create a SealedSecret in the controller namespace could otherwise choose a key.
+fn made_from_sealed_secret(secret: &Secret) -> bool {
+    let owned = secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == kseal_crds::KIND && o.api_version == kseal_crds::API_VERSION);
+    let recorded = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(crate::planner::ANNOTATION_RECORD));
+    owned || recorded
+}
+
+fn refuse_sealed(secret: &Secret) -> Result<(), KeyStoreError> {
+    if made_from_sealed_secret(secret) {
+        return Err(KeyStoreError::BadKeySecret {
+            name: secret.metadata.name.clone().unwrap_or_default(),
+            reason: "made from a SealedSecret, so never used as a key".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Reads a key Secret: `tls.key` (PKCS#1 or PKCS#8 RSA) and `tls.crt` (first certificate).
+/// A Secret made from a SealedSecret is refused.
 pub fn key_from_secret(
     secret: &Secret,
     priority: KeyOrderPriority,
@@ -112,6 +142,7 @@ pub fn key_from_secret(
         name: name.clone(),
         reason,
     };
+    refuse_sealed(secret)?;
     let data = secret.data.as_ref();
     let key_pem = data
         .and_then(|d| d.get("tls.key"))
@@ -181,6 +212,7 @@ pub fn age_identity_from_secret(
         name: name.clone(),
         reason,
     };
+    refuse_sealed(secret)?;
     let file = secret
         .data
         .as_ref()
@@ -516,6 +548,36 @@ mod tests {
             ])),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_secret_made_from_a_sealed_secret_is_never_a_key() {
+        let mut s = secret("sealed-secrets-key", GO_KEY, GO_CERT);
+        assert!(key_from_secret(&s, KeyOrderPriority::CertNotBefore).is_ok());
+        s.metadata.owner_references = Some(vec![kseal_crds::unseal::owner_reference(
+            &kseal_crds::SealedSecret::default(),
+        )]);
+        let e = key_from_secret(&s, KeyOrderPriority::CertNotBefore).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "key Secret \"sealed-secrets-key\": made from a SealedSecret, so never used as a key"
+        );
+        let mut s = secret("sealed-secrets-key", GO_KEY, GO_CERT);
+        s.metadata.annotations = Some(BTreeMap::from([(
+            crate::planner::ANNOTATION_RECORD.to_string(),
+            "v1;key=x;mac=y".to_string(),
+        )]));
+        assert!(key_from_secret(&s, KeyOrderPriority::CertNotBefore).is_err());
+        let id = AgeIdentity::generate();
+        let mut a = age_identity_secret(
+            &id,
+            "sealed-secrets-key",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        a.metadata.owner_references = s.metadata.owner_references.clone();
+        a.metadata.annotations = s.metadata.annotations.clone();
+        assert!(age_identity_from_secret(&a, Timestamp::now()).is_err());
     }
 
     #[test]

@@ -20,3 +20,5 @@ pub mod metrics;
 pub mod planner;
 pub mod ratelimit;
 pub mod reconciler;
+pub mod web;
+pub mod work;

@@ -137,8 +137,8 @@ impl UnsealErrorReason {
 impl From<Failure> for UnsealErrorReason {
     fn from(f: Failure) -> Self {
         match f {
-            Failure::Unseal => UnsealErrorReason::Unseal,
-            Failure::Unmanaged => UnsealErrorReason::Unmanaged,
+            Failure::Unseal | Failure::Limit => UnsealErrorReason::Unseal,
+            Failure::Unmanaged | Failure::KeySecret => UnsealErrorReason::Unmanaged,
             Failure::Immutable => UnsealErrorReason::Update,
         }
     }

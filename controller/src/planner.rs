@@ -38,12 +38,14 @@ pub const ANNOTATION_RECORD: &str = "sealedsecrets.kseal.dev/record";
 pub const CONDITION_SYNCED: &str = "Synced";
 
 /// Controller switches that change decisions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlanOptions {
     /// `--accept-deprecated-v1-data` (default true).
     pub accept_deprecated_v1_data: bool,
     /// `--update-status` (default true).
     pub update_status: bool,
+    /// The controller's own key Secrets, which no SealedSecret may produce or touch.
+    pub protected: Option<std::sync::Arc<ProtectedKeys>>,
 }
 
 impl Default for PlanOptions {
@@ -51,7 +53,66 @@ impl Default for PlanOptions {
         PlanOptions {
             accept_deprecated_v1_data: true,
             update_status: true,
+            protected: None,
         }
+    }
+}
+
+/// Where the controller keeps its keys: Secrets in `namespace` labelled as RSA keys or age
+/// identities, or named `key_prefix…` (the legacy key is named exactly the prefix; generated
+/// keys and identities start with it). A SealedSecret there may not make such a Secret, or it
+/// would hand the controller a key of its author's choosing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedKeys {
+    /// The controller's namespace.
+    pub namespace: String,
+    /// `--key-prefix`.
+    pub key_prefix: String,
+}
+
+impl ProtectedKeys {
+    /// Why `ss` may not produce its Secret (checked before anything is decrypted), if it may not.
+    pub fn refusal(&self, ss: &SealedSecret, existing: Option<&Secret>) -> Option<String> {
+        if ss.metadata.namespace.as_deref() != Some(self.namespace.as_str()) {
+            return None;
+        }
+        let key_labels = [
+            kseal_crypto::keyfile::KEY_LABEL,
+            crate::keystore::AGE_IDENTITY_LABEL,
+        ];
+        let template_labels = ss
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref());
+        if let Some(l) = key_labels
+            .iter()
+            .find(|l| template_labels.is_some_and(|t| t.contains_key(**l)))
+        {
+            return Some(format!(
+                "refused: spec.template.metadata.labels has {l}, which marks the controller's keys in its namespace {}",
+                self.namespace
+            ));
+        }
+        let name = ss.metadata.name.as_deref().unwrap_or("");
+        if name.starts_with(&self.key_prefix) {
+            return Some(format!(
+                "refused: in the controller's namespace {}, names starting with {:?} are reserved for its keys",
+                self.namespace, self.key_prefix
+            ));
+        }
+        let existing_labels = existing.and_then(|e| e.metadata.labels.as_ref());
+        if key_labels
+            .iter()
+            .any(|l| existing_labels.is_some_and(|t| t.contains_key(*l)))
+        {
+            return Some(
+                "refused: the existing Secret of that name is one of the controller's keys"
+                    .to_string(),
+            );
+        }
+        None
     }
 }
 
@@ -87,14 +148,18 @@ pub enum Failure {
     Unmanaged,
     /// The existing Secret is immutable and its data would change.
     Immutable,
+    /// The SealedSecret is over a bound of `kseal_crds::limits` (not retried).
+    Limit,
+    /// The Secret would be, or would replace, one of the controller's keys (not retried).
+    KeySecret,
 }
 
 impl Failure {
     /// The metric label (Bitnami's values).
     pub fn metric_reason(self) -> &'static str {
         match self {
-            Failure::Unseal => "unseal",
-            Failure::Unmanaged => "unmanaged",
+            Failure::Unseal | Failure::Limit => "unseal",
+            Failure::Unmanaged | Failure::KeySecret => "unmanaged",
             Failure::Immutable => "update",
         }
     }
@@ -102,8 +167,8 @@ impl Failure {
     /// The event reason (Bitnami's values).
     pub fn event_reason(self) -> &'static str {
         match self {
-            Failure::Unseal => "ErrUnsealFailed",
-            Failure::Unmanaged | Failure::Immutable => "ErrUpdateFailed",
+            Failure::Unseal | Failure::Limit => "ErrUnsealFailed",
+            Failure::Unmanaged | Failure::Immutable | Failure::KeySecret => "ErrUpdateFailed",
         }
     }
 
@@ -113,6 +178,8 @@ impl Failure {
             Failure::Unseal => "UnsealFailed",
             Failure::Unmanaged => "SecretNotManaged",
             Failure::Immutable => "SecretImmutable",
+            Failure::Limit => "LimitExceeded",
+            Failure::KeySecret => "KeySecretRefused",
         }
     }
 
@@ -177,9 +244,16 @@ pub fn plan(
     now: Timestamp,
     opts: PlanOptions,
 ) -> Plan {
+    if let Some(reason) = opts
+        .protected
+        .as_ref()
+        .and_then(|p| p.refusal(ss, existing))
+    {
+        return failed(ss, now, &opts, Failure::KeySecret, reason, Vec::new());
+    }
     if let Some(current) = existing {
         if record_matches(ss, current, keyring) {
-            return synced(ss, now, opts, Write::Nothing, Vec::new());
+            return synced(ss, now, &opts, Write::Nothing, Vec::new());
         }
     }
     // Try the keys that `kseal seal` recorded first (one RSA operation per item instead of
@@ -194,7 +268,13 @@ pub fn plan(
         },
     ) {
         Ok(u) => u,
-        Err(e) => return failed(ss, now, opts, Failure::Unseal, e.to_string(), Vec::new()),
+        Err(e) => {
+            let kind = match e {
+                kseal_crds::Error::Limit(_) => Failure::Limit,
+                _ => Failure::Unseal,
+            };
+            return failed(ss, now, &opts, kind, e.to_string(), Vec::new());
+        }
     };
     let keys_used: Vec<Fingerprint> = unsealed.keys_used.iter().cloned().collect();
     let desired = unsealed.secret;
@@ -212,7 +292,7 @@ pub fn plan(
                 let mut plan = failed(
                     ss,
                     now,
-                    opts,
+                    &opts,
                     Failure::Unmanaged,
                     format!("failed update: {msg}"),
                     keys_used,
@@ -227,19 +307,19 @@ pub fn plan(
                 let ns = ss.metadata.namespace.as_deref().unwrap_or("");
                 let name = ss.metadata.name.as_deref().unwrap_or("");
                 let msg = format!("Error updating {ns}/{name}: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret.");
-                return failed(ss, now, opts, Failure::Immutable, msg, keys_used);
+                return failed(ss, now, &opts, Failure::Immutable, msg, keys_used);
             } else {
                 Write::Update(merged)
             }
         }
     };
-    synced(ss, now, opts, write, keys_used)
+    synced(ss, now, &opts, write, keys_used)
 }
 
 fn synced(
     ss: &SealedSecret,
     now: Timestamp,
-    opts: PlanOptions,
+    opts: &PlanOptions,
     write: Write,
     keys_used: Vec<Fingerprint>,
 ) -> Plan {
@@ -370,7 +450,7 @@ fn merge(current: &Secret, desired: Secret, patch: bool, managed: bool) -> Secre
 fn failed(
     ss: &SealedSecret,
     now: Timestamp,
-    opts: PlanOptions,
+    opts: &PlanOptions,
     failure: Failure,
     message: String,
     keys_used: Vec<Fingerprint>,
@@ -398,7 +478,7 @@ fn failed(
 pub fn status_update(
     ss: &SealedSecret,
     now: Timestamp,
-    opts: PlanOptions,
+    opts: &PlanOptions,
     failure: Option<(Failure, &str)>,
 ) -> Option<SealedSecretStatus> {
     if !opts.update_status {

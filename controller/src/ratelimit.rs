@@ -15,14 +15,21 @@
 //! requests at once, not `burst + 1`), it has no `throttled`-style header values, and the clock
 //! is a small trait here so tests can move time by hand.
 //!
-//! Keys are hashed (with a per-process random key) before they are stored, so a client sending
-//! huge `X-Forwarded-For` values cannot make the store large; at most [`MAX_KEYS`] keys are kept
-//! and expired ones are dropped first when it is full. `X-Forwarded-For` is set by the client
-//! unless a proxy rewrites it, so this limits accidents and polite clients, as Bitnami's does,
-//! not a determined attacker.
+//! Keys are hashed (with a per-process random key) before they are stored; at most
+//! [`MAX_KEYS`] keys are kept and expired ones are dropped first when it is full.
+//!
+//! # Who the client is
+//!
+//! Bitnami keys on `X-Forwarded-For`, which the client chooses: six values, six buckets. kseal
+//! keys on the TCP peer address ([`client_key`]). Requests through the API server's service
+//! proxy all come from the API server, which appends the real client's address to
+//! `X-Forwarded-For`; only when the peer is in `--trusted-proxies` is that header read, from the
+//! right, skipping trusted addresses, so a client cannot choose its own bucket.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -198,18 +205,145 @@ fn nanos(n: u128) -> Duration {
     Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
-/// The key `throttled`'s `VaryBy{Headers: ["X-Forwarded-For"], Path: true}` builds: the
-/// lower-cased first header value and the path, each followed by a newline.
-pub fn vary_key(forwarded_for: Option<&[u8]>, path: &str) -> String {
-    let xff = forwarded_for
-        .map(|v| String::from_utf8_lossy(v).to_lowercase())
-        .unwrap_or_default();
-    format!("{xff}\n{path}\n")
+/// The limiter key: the client and the path, each followed by a newline (the layout of
+/// `throttled`'s `VaryBy{Path: true}` keys).
+pub fn vary_key(client: &str, path: &str) -> String {
+    format!("{client}\n{path}\n")
+}
+
+/// An IP network: `10.0.0.0/8`, `fd00::/8`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| "not an IP address or CIDR".to_string())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("the prefix length must be 0 to {max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Parses `--trusted-proxies`: comma-separated addresses or CIDRs; the error names the item
+/// by position.
+pub fn parse_cidrs(list: &str) -> Result<Vec<Cidr>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, s)| s.parse().map_err(|e| format!("item {}: {e}", i + 1)))
+        .collect()
+}
+
+/// Who a request comes from (see the module docs): the TCP peer, or, when the peer is a
+/// trusted proxy, the right-most `X-Forwarded-For` address that is not itself trusted. A
+/// header that does not parse counts as the peer.
+pub fn client_key(peer: Option<IpAddr>, forwarded_for: Option<&[u8]>, trusted: &[Cidr]) -> String {
+    let Some(peer) = peer else {
+        return String::new();
+    };
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer.to_string();
+    }
+    let Some(header) = forwarded_for.and_then(|h| std::str::from_utf8(h).ok()) else {
+        return peer.to_string();
+    };
+    for hop in header.rsplit(',').map(str::trim) {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return ip.to_string(),
+            Err(_) => break,
+        }
+    }
+    peer.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_peer_unless_it_is_a_trusted_proxy() {
+        let trusted = parse_cidrs("10.0.0.0/8, 192.168.1.1").unwrap();
+        let peer = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // A client chooses its X-Forwarded-For: ignored from an untrusted peer.
+        assert_eq!(
+            client_key(peer("172.16.0.5"), Some(b"1.2.3.4"), &trusted),
+            "172.16.0.5"
+        );
+        // The API server (trusted) appended the real client; earlier hops are the client's.
+        assert_eq!(
+            client_key(peer("10.1.2.3"), Some(b"6.6.6.6, 172.16.0.9"), &trusted),
+            "172.16.0.9"
+        );
+        assert_eq!(
+            client_key(peer("10.1.2.3"), Some(b"172.16.0.9, 10.9.9.9"), &trusted),
+            "172.16.0.9"
+        );
+        assert_eq!(
+            client_key(peer("10.1.2.3"), Some(b"junk"), &trusted),
+            "10.1.2.3"
+        );
+        assert_eq!(client_key(peer("10.1.2.3"), None, &trusted), "10.1.2.3");
+        assert_eq!(
+            client_key(peer("::ffff:10.0.0.1"), Some(b"8.8.8.8"), &trusted),
+            "8.8.8.8"
+        );
+        assert_eq!(
+            client_key(peer("192.168.1.2"), Some(b"8.8.8.8"), &trusted),
+            "192.168.1.2"
+        );
+        assert_eq!(
+            parse_cidrs("10.0.0.0/33").unwrap_err(),
+            "item 1: the prefix length must be 0 to 32"
+        );
+        assert!(parse_cidrs("fd00::/8,").unwrap()[0].contains("fd12::1".parse().unwrap()));
+        assert!(parse_cidrs("0.0.0.0/0").unwrap()[0].contains("9.9.9.9".parse().unwrap()));
+    }
 
     fn limiter(rate: u32, burst: u32) -> (RateLimiter, ManualClock) {
         let clock = ManualClock::new();
@@ -278,12 +412,8 @@ mod tests {
     }
 
     #[test]
-    fn vary_key_matches_throttled() {
-        assert_eq!(
-            vary_key(Some(b"10.0.0.1, PROXY"), "/v1/verify"),
-            "10.0.0.1, proxy\n/v1/verify\n"
-        );
-        assert_eq!(vary_key(None, "/v1/verify"), "\n/v1/verify\n");
+    fn vary_key_is_client_and_path() {
+        assert_eq!(vary_key("10.0.0.1", "/v1/verify"), "10.0.0.1\n/v1/verify\n");
     }
 
     #[test]

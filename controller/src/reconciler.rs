@@ -11,6 +11,14 @@
 //!   restored (the controller's own writes are recognised by resourceVersion and skipped);
 //! - a new key: the SealedSecrets that are not `Synced` are tried again.
 //!
+//! # Fairness
+//!
+//! Reconciles run `concurrency` at once, and every one that may decrypt first takes a permit of
+//! the process-wide private-key work limit ([`crate::work::PrivateKeyWork`]), which the HTTP API
+//! shares. While SealedSecrets of other namespaces are waiting, a namespace runs at most one
+//! reconcile at a time (the others are put back for [`FAIR_SHARE_DELAY`]), so one tenant's
+//! large or hostile objects cannot hold every worker; alone, a namespace may use them all.
+//!
 //! Deleted SealedSecrets are handled beside the controller: their `condition_info` series go,
 //! and with `--old-gc-behavior` the Secret is deleted (only one the SealedSecret owned or
 //! managed; otherwise garbage collection follows the ownerReference, R-11).
@@ -36,6 +44,11 @@ use crate::events::EventRecorder;
 use crate::keys::KeyRegistry;
 use crate::metrics::{Metrics, UnsealErrorReason};
 use crate::planner::{self, EventSpec, Failure, Plan, PlanOptions, Write, CONDITION_SYNCED};
+use crate::work::PrivateKeyWork;
+
+/// How long a reconcile waits before it tries again when its namespace already has one running
+/// and other namespaces are waiting (see the module docs).
+pub const FAIR_SHARE_DELAY: Duration = Duration::from_millis(100);
 
 /// Reconcile switches from the flags.
 #[derive(Debug, Clone)]
@@ -52,6 +65,8 @@ pub struct ReconcileOptions {
     pub label_selector: Option<String>,
     /// Reconciles running at once (each may decrypt on a blocking thread).
     pub concurrency: u16,
+    /// The private-key work limit shared with the HTTP API.
+    pub work: PrivateKeyWork,
 }
 
 impl Default for ReconcileOptions {
@@ -63,6 +78,7 @@ impl Default for ReconcileOptions {
             max_retries: 5,
             label_selector: None,
             concurrency: 4,
+            work: PrivateKeyWork::default(),
         }
     }
 }
@@ -99,8 +115,11 @@ pub struct Context {
     /// resourceVersion of the Secret this controller last wrote, per Secret, so that the
     /// watch event of its own write does not trigger another pass.
     written: Mutex<HashMap<Key, String>>,
-    /// SealedSecrets triggered and not yet reconciled (the work-queue depth metric).
-    pending: Mutex<HashSet<Key>>,
+    /// SealedSecrets triggered and not yet reconciled (the work-queue depth metric), and how
+    /// many of them each namespace has.
+    pending: Mutex<Pending>,
+    /// Reconciles running, per namespace (fairness, see the module docs).
+    running: Mutex<HashMap<String, usize>>,
     /// The status this controller last wrote, per SealedSecret (with its uid): the watch cache
     /// may not have it yet when the next pass starts, and only this controller writes it.
     statuses: Mutex<HashMap<Key, (String, SealedSecretStatus)>>,
@@ -135,7 +154,8 @@ impl Context {
             opts,
             retries: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashSet::new()),
+            pending: Mutex::new(Pending::default()),
+            running: Mutex::new(HashMap::new()),
             statuses: Mutex::new(HashMap::new()),
         }
     }
@@ -143,13 +163,28 @@ impl Context {
     fn mark_pending(&self, key: Key) {
         let mut p = lock(&self.pending);
         p.insert(key);
-        self.metrics.set_workqueue_depth(p.len());
+        self.metrics.set_workqueue_depth(p.keys.len());
     }
 
     fn unmark_pending(&self, key: &Key) {
         let mut p = lock(&self.pending);
         p.remove(key);
-        self.metrics.set_workqueue_depth(p.len());
+        self.metrics.set_workqueue_depth(p.keys.len());
+    }
+
+    /// Starts a reconcile in `ns` unless that would take more than its fair share: `None`
+    /// means "try again shortly". The returned guard counts it as running until it drops.
+    fn start(self: &Arc<Self>, ns: &str) -> Option<Running> {
+        let mut running = lock(&self.running);
+        let here = running.get(ns).copied().unwrap_or(0);
+        if here > 0 && lock(&self.pending).others_wait(ns) {
+            return None;
+        }
+        running.insert(ns.to_string(), here + 1);
+        Some(Running {
+            ctx: self.clone(),
+            ns: ns.to_string(),
+        })
     }
 
     /// Counts a failure and returns when to retry, or `None` once `--max-unseal-retries` is
@@ -168,6 +203,56 @@ impl Context {
 
     fn succeeded(&self, key: &Key) {
         lock(&self.retries).remove(key);
+    }
+}
+
+/// The pending SealedSecrets, and a count per namespace.
+#[derive(Debug, Default)]
+struct Pending {
+    keys: HashSet<Key>,
+    per_namespace: HashMap<String, usize>,
+}
+
+impl Pending {
+    fn insert(&mut self, key: Key) {
+        let ns = key.0.clone();
+        if self.keys.insert(key) {
+            *self.per_namespace.entry(ns).or_insert(0) += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if self.keys.remove(key) {
+            if let Some(n) = self.per_namespace.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_namespace.remove(&key.0);
+                }
+            }
+        }
+    }
+
+    /// Whether a namespace other than `ns` has SealedSecrets waiting.
+    fn others_wait(&self, ns: &str) -> bool {
+        self.per_namespace.len() > usize::from(self.per_namespace.contains_key(ns))
+    }
+}
+
+/// One running reconcile of a namespace (see [`Context::start`]).
+struct Running {
+    ctx: Arc<Context>,
+    ns: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = lock(&self.ctx.running);
+        if let Some(n) = running.get_mut(&self.ns) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.ns);
+            }
+        }
     }
 }
 
@@ -209,6 +294,11 @@ pub fn secret_trigger(
 
 async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let key = key_of(&ss);
+    // Fairness: while other namespaces wait, one reconcile per namespace at a time.
+    let Some(_running) = ctx.start(&key.0) else {
+        ctx.mark_pending(key);
+        return Ok(Action::requeue(FAIR_SHARE_DELAY));
+    };
     ctx.unmark_pending(&key);
     ctx.metrics.unseal_request();
     let (ns, name) = (key.0.as_str(), key.1.as_str());
@@ -233,20 +323,30 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
     };
 
     let registry = ctx.keys.borrow().clone();
-    let plan_opts = ctx.opts.plan;
+    let plan_opts = ctx.opts.plan.clone();
     let ss = with_latest_status(&ctx, ss);
     let ss_for_plan = ss.clone();
-    // Decryption is CPU work (an RSA private operation per item): off the async workers.
+    let for_plan = plan_opts.clone();
+    // Decryption is CPU work (an RSA private operation per item): off the async workers, and
+    // within the private-key work limit shared with the HTTP API.
+    let permit = ctx.opts.work.acquire().await;
     let plan: Plan = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let record_with = registry.newest().map(|k| k.key.clone());
-        planner::plan(
+        let mut existing = existing;
+        let plan = planner::plan(
             &ss_for_plan,
             existing.as_ref(),
             registry.keyring(),
             record_with.as_deref(),
             Timestamp::now(),
-            plan_opts,
-        )
+            for_plan,
+        );
+        // The Secret that was read holds plaintext too.
+        if let Some(e) = existing.as_mut() {
+            crate::keystore::scrub(e);
+        }
+        plan
     })
     .await
     .map_err(|e| ReconcileError::Join(e.to_string()))?;
@@ -267,22 +367,25 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         "planned"
     );
 
-    // The one write.
+    // The one write. Every copy of the Secret's data is scrubbed once it has been sent.
     let write_result = match write {
         Write::Nothing => Ok(None),
-        Write::Create(secret) => secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .map(Some),
-        Write::Update(secret) => secrets
-            .replace(name, &PostParams::default(), &secret)
-            .await
-            .map(Some),
+        Write::Create(mut secret) => {
+            let r = secrets.create(&PostParams::default(), &secret).await;
+            crate::keystore::scrub(&mut secret);
+            r.map(Some)
+        }
+        Write::Update(mut secret) => {
+            let r = secrets.replace(name, &PostParams::default(), &secret).await;
+            crate::keystore::scrub(&mut secret);
+            r.map(Some)
+        }
     };
     let mut retry_now = false;
     match write_result {
-        Ok(Some(written)) => {
-            if let Some(rv) = written.metadata.resource_version {
+        Ok(Some(mut written)) => {
+            crate::keystore::scrub(&mut written);
+            if let Some(rv) = written.metadata.resource_version.take() {
                 lock(&ctx.written).insert(key.clone(), rv);
             }
             tracing::debug!(namespace = ns, name, keys = ?keys_used, "Secret written");
@@ -304,7 +407,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
             status = planner::status_update(
                 &ss,
                 Timestamp::now(),
-                plan_opts,
+                &plan_opts,
                 Some((Failure::Immutable, &message)),
             )
             .map(|mut s| {

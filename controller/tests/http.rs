@@ -16,7 +16,7 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 use k8s_openapi::jiff::Timestamp;
 use kseal_controller::http::{
-    decode, router, serve_listener, ApiConfig, ApiState, DecodeError, ServeOptions,
+    decode, router, serve_listener, ApiConfig, ApiState, DecodeError, PeerAddr, ServeOptions,
 };
 use kseal_controller::keys::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
 use kseal_controller::metrics::{follow_keys, metrics_router, Metrics, UnsealErrorReason};
@@ -150,8 +150,15 @@ fn api_with(registry: KeyRegistry, config: ApiConfig) -> Api {
     }
 }
 
+/// The API with rate limits far above what a test sends (the rate-limit tests set their own).
 fn api(registry: KeyRegistry) -> Api {
-    api_with(registry, ApiConfig::default())
+    api_with(
+        registry,
+        ApiConfig {
+            rate_limit_burst: 1000,
+            ..Default::default()
+        },
+    )
 }
 
 /// `go-00-strict`: `supersecret` sealed by Bitnami's code for default/mysecret, strict scope.
@@ -615,31 +622,34 @@ async fn unreadable_bodies_are_400_and_large_ones_413() {
 // ---------------------------------------------------------------------------------------------
 // rate limiting
 
-async fn verify_from(a: &Api, xff: Option<&str>) -> Answer {
-    let mut req = Request::builder().method("POST").uri("/v1/verify");
+async fn from_peer(a: &Api, path: &str, peer: &str, xff: Option<&str>) -> Answer {
+    let mut req = Request::builder().method("POST").uri(path);
     if let Some(x) = xff {
         req = req.header("X-Forwarded-For", x);
     }
-    send_req(
-        &a.router,
-        req.body(Body::from(go_00().to_string())).unwrap(),
-    )
-    .await
+    let mut req = req.body(Body::from(go_00().to_string())).unwrap();
+    req.extensions_mut()
+        .insert(PeerAddr(format!("{peer}:40000").parse().unwrap()));
+    send_req(&a.router, req).await
+}
+
+async fn verify_from(a: &Api, peer: &str, xff: Option<&str>) -> Answer {
+    from_peer(a, "/v1/verify", peer, xff).await
 }
 
 #[tokio::test]
 async fn verify_is_rate_limited_like_bitnami() {
     // Defaults: 2/s, burst 2, so 3 at once, then one every 500 ms.
-    let a = api(go_registry());
+    let a = api_with(go_registry(), ApiConfig::default());
     for remaining in ["2", "1", "0"] {
-        let r = verify_from(&a, Some("10.1.2.3")).await;
+        let r = verify_from(&a, "10.1.2.3", None).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.header("x-ratelimit-limit"), Some("3"));
         assert_eq!(r.header("x-ratelimit-remaining"), Some(remaining));
         assert!(r.header("x-ratelimit-reset").is_some());
         assert_eq!(r.header("retry-after"), None);
     }
-    let r = verify_from(&a, Some("10.1.2.3")).await;
+    let r = verify_from(&a, "10.1.2.3", None).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.text(), "limit exceeded\n");
     assert_eq!(r.header("x-ratelimit-limit"), Some("3"));
@@ -647,51 +657,43 @@ async fn verify_is_rate_limited_like_bitnami() {
     assert_eq!(r.header("x-ratelimit-reset"), Some("2"));
     assert_eq!(r.header("retry-after"), Some("1"));
 
-    // Another X-Forwarded-For value (and none at all) has its own allowance; the header value is
-    // compared case-insensitively, as throttled lower-cases it.
-    assert_eq!(
-        verify_from(&a, Some("10.9.9.9")).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(verify_from(&a, None).await.status, StatusCode::OK);
-    let mut host = Vec::new();
-    for _ in 0..3 {
-        host.push(verify_from(&a, Some("Proxy-A")).await.status);
+    // The client is the TCP peer: a chosen X-Forwarded-For does not buy a new allowance
+    // (Bitnami keys on it: six values, six passes), another peer has its own.
+    for xff in ["1.1.1.1", "2.2.2.2", "proxy-a"] {
+        assert_eq!(
+            verify_from(&a, "10.1.2.3", Some(xff)).await.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{xff}"
+        );
     }
-    host.push(verify_from(&a, Some("proxy-a")).await.status);
     assert_eq!(
-        host,
-        [
-            StatusCode::OK,
-            StatusCode::OK,
-            StatusCode::OK,
-            StatusCode::TOO_MANY_REQUESTS
-        ]
+        verify_from(&a, "10.9.9.9", None).await.status,
+        StatusCode::OK
     );
 
     // One emission interval later, one more passes; after a pause the full burst is back.
     a.clock.advance(Duration::from_millis(500));
     assert_eq!(
-        verify_from(&a, Some("10.1.2.3")).await.status,
+        verify_from(&a, "10.1.2.3", None).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        verify_from(&a, Some("10.1.2.3")).await.status,
+        verify_from(&a, "10.1.2.3", None).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
     a.clock.advance(Duration::from_secs(2));
     for _ in 0..3 {
         assert_eq!(
-            verify_from(&a, Some("10.1.2.3")).await.status,
+            verify_from(&a, "10.1.2.3", None).await.status,
             StatusCode::OK
         );
     }
 
-    // Refusals are counted in the HTTP metrics; rotate and cert.pem are never limited.
+    // Refusals are counted in the HTTP metrics; cert.pem is never limited.
     let text = a.metrics.encode(Timestamp::now());
     assert!(text.contains(
-        r#"sealed_secrets_controller_http_requests_total{path="/v1/verify",code="429",method="post"} 3"#
-    ));
+        r#"sealed_secrets_controller_http_requests_total{path="/v1/verify",code="429",method="post"} 5"#
+    ), "{text}");
     for _ in 0..6 {
         assert_eq!(
             send(&a.router, "GET", "/v1/cert.pem", Body::empty())
@@ -700,6 +702,79 @@ async fn verify_is_rate_limited_like_bitnami() {
             StatusCode::OK
         );
     }
+}
+
+#[tokio::test]
+async fn rotate_is_rate_limited_and_trusted_proxies_name_the_client() {
+    let a = api_with(
+        go_registry(),
+        ApiConfig {
+            trusted_proxies: kseal_controller::ratelimit::parse_cidrs("10.0.0.0/24").unwrap(),
+            ..Default::default()
+        },
+    );
+    // Rotate has its own allowance, as verify: 3 at once, then 429.
+    let codes: Vec<StatusCode> = futures_codes(&a, "/v1/rotate", "172.16.0.1", None, 4).await;
+    assert_eq!(&codes[..3], &[StatusCode::OK; 3]);
+    assert_eq!(codes[3], StatusCode::TOO_MANY_REQUESTS);
+    // Through a trusted proxy (the API server), the address it appended is the client...
+    let through = futures_codes(&a, "/v1/rotate", "10.0.0.7", Some("6.6.6.6, 172.16.0.2"), 4).await;
+    assert_eq!(&through[..3], &[StatusCode::OK; 3]);
+    assert_eq!(through[3], StatusCode::TOO_MANY_REQUESTS);
+    // ...so another user behind the same proxy is not affected, and what the client put in
+    // front of the header is ignored.
+    assert_eq!(
+        from_peer(&a, "/v1/rotate", "10.0.0.7", Some("172.16.0.2, 172.16.0.3"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        from_peer(&a, "/v1/rotate", "10.0.0.7", Some("172.16.0.3, 172.16.0.2"))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+async fn futures_codes(
+    a: &Api,
+    path: &str,
+    peer: &str,
+    xff: Option<&str>,
+    n: usize,
+) -> Vec<StatusCode> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(from_peer(a, path, peer, xff).await.status);
+    }
+    out
+}
+
+#[tokio::test]
+async fn private_key_work_is_shared_and_a_busy_controller_answers_503() {
+    let work = kseal_controller::work::PrivateKeyWork::new(1);
+    let a = api_with(
+        go_registry(),
+        ApiConfig {
+            work: work.clone(),
+            work_wait: Duration::from_millis(50),
+            rate_limit_burst: 100,
+            ..Default::default()
+        },
+    );
+    // Someone (a reconcile) holds the only permit: requests wait, then give up with 503.
+    let held = work.acquire().await;
+    let r = post_json(&a.router, "/v1/verify", &go_00()).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.text(), "busy, try again later\n");
+    let r = post_json(&a.router, "/v1/rotate", &go_00()).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    drop(held);
+    assert_eq!(
+        post_json(&a.router, "/v1/verify", &go_00()).await.status,
+        StatusCode::OK
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

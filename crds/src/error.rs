@@ -48,9 +48,12 @@ pub enum Error {
     /// Some items could not be opened; see [`ItemErrors`].
     #[error("{0}")]
     Items(ItemErrors),
-    /// `spec.template.data` could not be rendered.
+    /// `spec.template.data` could not be parsed or rendered.
     #[error("{0}")]
     Template(String),
+    /// The SealedSecret is over one of the bounds of [`crate::limits`].
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// Per-item failures, printed as Bitnami prints them: grouped by message with the item names

@@ -19,7 +19,9 @@
 pub mod crd;
 mod error;
 pub mod hint;
+pub mod limits;
 pub mod meta;
+pub mod redact;
 pub mod render;
 pub mod seal;
 pub mod seal_record;
@@ -51,9 +53,17 @@ pub const PLURAL: &str = "sealedsecrets";
 pub const ANNOTATION_PREFIX: &str = "sealedsecrets.bitnami.com/";
 /// On an existing Secret: the SealedSecret may take it over.
 pub const ANNOTATION_MANAGED: &str = "sealedsecrets.bitnami.com/managed";
-/// Set on the controller's certificate ConfigMap to ask it for a new key (kseal; any new value,
-/// by convention the current time).
+/// Set on the controller's renewal ConfigMap ([`renewal_configmap`]) to ask it for a new key
+/// (kseal; any new value, by convention the current time).
 pub const ANNOTATION_RENEW_REQUESTED: &str = "sealedsecrets.kseal.dev/renew-requested-at";
+
+/// The ConfigMap that carries key renewal requests, next to the certificate ConfigMap
+/// `cert_configmap`: `<cert_configmap>-renewal`. Requests live in their own object so that
+/// whoever may ask for a renewal (the key-renewer Role) has no write access to the published
+/// certificate that every `kseal seal` trusts.
+pub fn renewal_configmap(cert_configmap: &str) -> String {
+    format!("{cert_configmap}-renewal")
+}
 /// The last renewal request the controller honoured (kseal).
 pub const ANNOTATION_RENEW_HANDLED: &str = "sealedsecrets.kseal.dev/renew-handled-at";
 /// On an existing Secret: merge into it instead of replacing it.

@@ -83,6 +83,7 @@ pub fn unseal(
     hint: &[Fingerprint],
     opts: UnsealOptions,
 ) -> Result<Unsealed, Error> {
+    crate::limits::check(ss)?;
     let (scope, label) = label_of(ss);
     // An age value that opened under another label: say what it must be sealed for now.
     let item_error = |e: kseal_crypto::Error| match e {
@@ -113,14 +114,20 @@ pub fn unseal(
             .open_with_hint(hint, &label, &blob)
             .map_err(|e| Error::Items(single("data", item_error(e))))?;
         keys_used.insert(fp);
-        let mut s: Secret = serde_json::from_slice(plain.expose())
-            .map_err(|e| Error::DeprecatedDataNotSecret(e.to_string()))?;
+        let mut s: Secret = crate::redact::from_json_slice(plain.expose())
+            .map_err(Error::DeprecatedDataNotSecret)?;
         for (k, v) in s.data.take().unwrap_or_default() {
             data.insert(k, SecretBytes::new(v.0));
         }
         base = s;
     } else {
         let mut errors = ItemErrors::default();
+        // Keys that opened an item are tried first for the next ones (items of one object
+        // are usually sealed together). Once an item has failed with every key, the object
+        // fails anyway, so the other items are only tried with keys already known to work
+        // here: the private-key work per object stays near items + keys, not items × keys.
+        let mut learned: Vec<Fingerprint> = hint.to_vec();
+        let mut exhausted = false;
         for (item, value) in &ss.spec.encrypted_data {
             let blob = match STANDARD.decode(value) {
                 Ok(b) => b,
@@ -129,12 +136,23 @@ pub fn unseal(
                     continue;
                 }
             };
-            match keyring.open_with_hint(hint, &label, &blob) {
+            let opened = if exhausted {
+                keyring.open_only(&learned, &label, &blob)
+            } else {
+                keyring.open_with_hint(&learned, &label, &blob)
+            };
+            match opened {
                 Ok((plain, fp)) => {
+                    if !learned.contains(&fp) {
+                        learned.push(fp.clone());
+                    }
                     keys_used.insert(fp);
                     data.insert(item.clone(), plain);
                 }
-                Err(e) => errors.push(item, item_error(e)),
+                Err(e) => {
+                    exhausted |= matches!(e, kseal_crypto::Error::NoKeyCouldDecrypt);
+                    errors.push(item, item_error(e));
+                }
             }
         }
         if !errors.is_empty() {
@@ -209,6 +227,31 @@ pub fn go_base64_error(e: &base64::DecodeError) -> String {
 mod tests {
     use super::*;
     use kseal_crypto::{seal_age, AgeIdentity};
+
+    #[test]
+    fn after_an_item_fails_with_every_key_only_known_keys_are_tried() {
+        let (id1, id2) = (AgeIdentity::generate(), AgeIdentity::generate());
+        let stranger = AgeIdentity::generate();
+        let blob =
+            |id: &AgeIdentity| STANDARD.encode(seal_age(&[id.to_public()], b"ns/s", b"v").unwrap());
+        let mut keyring = Keyring::new();
+        let (b1, b2, bs) = (blob(&id1), blob(&id2), blob(&stranger));
+        keyring.insert_age_identity(id1);
+        keyring.insert_age_identity(id2);
+        let mut ss = SealedSecret::default();
+        ss.metadata.namespace = Some("ns".into());
+        ss.metadata.name = Some("s".into());
+        // "a" opens with id1 (learned); "b" fails with every key; "c" (id1) is still opened,
+        // "d" (id2, never seen here) is not tried any more: the object fails either way.
+        for (k, v) in [("a", &b1), ("b", &bs), ("c", &b1), ("d", &b2)] {
+            ss.spec.encrypted_data.insert(k.into(), v.clone());
+        }
+        let e = unseal(&ss, &keyring, &[], UnsealOptions::default()).unwrap_err();
+        assert_eq!(e.to_string(), "no key could decrypt secret (b, d)");
+        ss.spec.encrypted_data.remove("b");
+        let ok = unseal(&ss, &keyring, &[], UnsealOptions::default()).unwrap();
+        assert_eq!(ok.keys_used.len(), 2);
+    }
 
     #[test]
     fn a_moved_age_item_names_the_item_and_what_it_must_be_sealed_for() {

@@ -136,6 +136,36 @@ impl Keyring {
         }
     }
 
+    /// Like [`Keyring::open_with_hint`], but tries only the keys and identities in `only`
+    /// (none of the others). Used to bound the work on an object once one of its items has
+    /// failed with every key: its other items are tried only with keys that already opened one.
+    pub fn open_only(
+        &self,
+        only: &[Fingerprint],
+        label: &[u8],
+        blob: &[u8],
+    ) -> Result<(SecretBytes, Fingerprint), Error> {
+        match Format::detect(blob)? {
+            Format::BitnamiHybrid => {
+                let parts = hybrid::split(blob)?;
+                for key in self.keys.iter().filter(|k| only.contains(k.fingerprint())) {
+                    if let Some(p) = hybrid::open_with(key, label, &parts) {
+                        return Ok((p, key.fingerprint().clone()));
+                    }
+                }
+                Err(Error::NoKeyCouldDecrypt)
+            }
+            Format::Age => {
+                let ids = self
+                    .age
+                    .iter()
+                    .filter(|i| only.contains(i.fingerprint()))
+                    .map(|i| &**i);
+                age::open_identifying(ids, label, blob).map(|(p, id)| (p, id.fingerprint().clone()))
+            }
+        }
+    }
+
     /// Every key once, in the order [`Keyring::open_with_hint`] tries them: the keys whose
     /// fingerprint is in `hint` first, then the others, each group in insertion order.
     /// Fingerprints in `hint` that the keyring does not hold are ignored.

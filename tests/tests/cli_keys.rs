@@ -145,9 +145,14 @@ async fn cert_and_seal_use_the_published_certificate() -> Result<()> {
 async fn keys_list_renew_backup_restore() -> Result<()> {
     let home = TestNamespace::new("cli-keys").await?;
     let ctl_ns = home.name().to_owned();
+    // The key-renewer Role: patch the renewal ConfigMap; the certificate is only readable.
     let mut renew_rule = rule(&[""], &["configmaps"], &["get", "patch"]);
-    renew_rule.resource_names = Some(vec!["sealed-secrets-cert".into()]);
-    let renewer = home.identity("renewer", vec![renew_rule]).await?;
+    renew_rule.resource_names = Some(vec!["sealed-secrets-cert-renewal".into()]);
+    let mut read_cert = rule(&[""], &["configmaps"], &["get"]);
+    read_cert.resource_names = Some(vec!["sealed-secrets-cert".into()]);
+    let renewer = home
+        .identity("renewer", vec![renew_rule, read_cert])
+        .await?;
     let nobody = home.identity("nobody", vec![]).await?;
     let ctl = Controller::builder().in_namespace(home).start().await?;
     let admin = path_str(Cluster::shared()?.kubeconfig_path());

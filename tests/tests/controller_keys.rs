@@ -164,7 +164,7 @@ async fn renewal_adds_keys_and_old_sealed_secrets_still_open() -> Result<()> {
     let patch =
         serde_json::json!({"metadata": {"annotations": {ANNOTATION_RENEW_REQUESTED: "req-1"}}});
     cms.patch(
-        "sealed-secrets-cert",
+        "sealed-secrets-cert-renewal",
         &PatchParams::default(),
         &Patch::Merge(&patch),
     )
@@ -172,6 +172,40 @@ async fn renewal_adds_keys_and_old_sealed_secrets_still_open() -> Result<()> {
     let keys = wait_for_keys(&ctl, 3).await?;
     let cert3 = new_cert(&keys, &[&cert1, &cert2])?;
     newest_is_served(&ctl, &cert3).await?;
+
+    // Someone edits the published certificate (to make users seal for their key): the
+    // controller restores it.
+    let forged = serde_json::json!({"data": {"cert.pem": cert1.to_pem(), "fingerprint": cert1.fingerprint().to_string()}});
+    cms.patch(
+        "sealed-secrets-cert",
+        &PatchParams::default(),
+        &Patch::Merge(&forged),
+    )
+    .await?;
+    eventually_ok("the edited certificate ConfigMap is restored", || {
+        let admin = admin.clone();
+        let ns = ctl.namespace().to_owned();
+        let want = cert3.fingerprint().to_string();
+        async move {
+            let got = published_fingerprint(&admin, &ns).await?;
+            ensure!(got == want, "ConfigMap has {got}");
+            Ok(())
+        }
+    })
+    .await?;
+    cms.delete("sealed-secrets-cert", &Default::default())
+        .await?;
+    eventually_ok("the deleted certificate ConfigMap is restored", || {
+        let admin = admin.clone();
+        let ns = ctl.namespace().to_owned();
+        let want = cert3.fingerprint().to_string();
+        async move {
+            let got = published_fingerprint(&admin, &ns).await?;
+            ensure!(got == want, "ConfigMap has {got}");
+            Ok(())
+        }
+    })
+    .await?;
     // The same request is honoured once, also after a restart.
     ctl.restart().await?;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -44,7 +44,7 @@ pub fn parse_stream(bytes: &[u8], source: &str) -> Result<Vec<Doc>> {
                     "invalid JSON in {source} at line {} column {}: {}",
                     e.line(),
                     e.column(),
-                    strip_location(&e.to_string())
+                    serde_message(&strip_location(&e.to_string()))
                 )
             })?;
             docs.push(Doc {
@@ -59,9 +59,12 @@ pub fn parse_stream(bytes: &[u8], source: &str) -> Result<Vec<Doc>> {
                     "invalid YAML in {source} at line {} column {}: {}",
                     l.line(),
                     l.column(),
-                    strip_location(&e.to_string())
+                    serde_message(&strip_location(&e.to_string()))
                 ),
-                None => anyhow!("invalid YAML in {source}: {e}"),
+                None => anyhow!(
+                    "invalid YAML in {source}: {}",
+                    serde_message(&e.to_string())
+                ),
             })?;
             if !value.is_null() {
                 docs.push(Doc {
@@ -74,13 +77,7 @@ pub fn parse_stream(bytes: &[u8], source: &str) -> Result<Vec<Doc>> {
     Ok(docs)
 }
 
-/// serde's messages end with " at line X column Y", which we already print in front.
-fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
-}
+use kseal_crds::redact::{serde_message, strip_location};
 
 /// Checks `kind`/`apiVersion` (when present, or always with `require_type_meta`) and converts a
 /// document into `T`.
@@ -92,7 +89,8 @@ pub fn typed<T: DeserializeOwned>(
     require_type_meta: bool,
 ) -> Result<T> {
     check_type(doc, source, kind, api_version, require_type_meta)?;
-    serde_json::from_value(doc.value.clone()).map_err(|e| {
+    // The error names the field, never the value (a Secret's data is plaintext).
+    kseal_crds::redact::from_value(doc.value.clone()).map_err(|e| {
         anyhow!(
             "document {} of {source} is not a valid {kind}: {e}",
             doc.index

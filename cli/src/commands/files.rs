@@ -233,22 +233,30 @@ fn walk(
 /// does not parse as YAML/JSON is an error naming it. At most [`crate::io::MANIFEST`] bytes.
 pub fn read(found: &Found) -> Result<SourceFile> {
     let path = found.path();
-    let bytes = if found.walked {
+    let mut bytes = if found.walked {
         crate::io::read_walked(path, crate::io::MANIFEST, found.follow)
     } else {
         crate::io::read_file(path, crate::io::MANIFEST)
     }
     .with_context(|| format!("cannot read {}", path.display()))?;
+    parse(path, std::mem::take(&mut *bytes))
+}
+
+/// [`read`] on the bytes of the file at `path`, already read.
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<SourceFile> {
     let name = path.display().to_string();
     // SealedSecrets hold ciphertext only: the text need not stay zeroized.
-    let mut text = crate::io::into_text(bytes)
+    let mut text = crate::io::into_text(zeroize::Zeroizing::new(bytes))
         .map_err(|at| anyhow::anyhow!("{name} is not valid UTF-8 (byte {at})"))?;
     let text = std::mem::take(&mut *text);
     let mut sealed = Vec::new();
     for doc in docs::parse_stream(text.as_bytes(), &name)? {
         if is_sealed_secret(&doc) {
-            let ss: SealedSecret = serde_json::from_value(doc.value).with_context(|| {
-                format!("{name}: document {} is not a valid SealedSecret", doc.index)
+            let ss: SealedSecret = kseal_crds::redact::from_value(doc.value).map_err(|e| {
+                anyhow::anyhow!(
+                    "{name}: document {} is not a valid SealedSecret: {e}",
+                    doc.index
+                )
             })?;
             sealed.push((doc.index, ss));
         }

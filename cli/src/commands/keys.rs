@@ -292,8 +292,8 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
             _ => continue,
         };
         for v in items {
-            let s: Secret = serde_json::from_value(v)
-                .with_context(|| format!("{}: not a valid Secret", file.display()))?;
+            let s: Secret = kseal_crds::redact::from_value(v)
+                .map_err(|e| anyhow!("{}: not a valid Secret: {e}", file.display()))?;
             if s.data
                 .as_ref()
                 .is_some_and(|d| d.contains_key("tls.key") || d.contains_key("age.key"))
@@ -353,24 +353,21 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
 /// the new certificate's fingerprint.
 /// With `timeout` `None`, returns (an empty string) once the request is written.
 pub async fn renew(c: &Controller, timeout: Option<Duration>) -> Result<String> {
-    let name = c.args().cert_configmap();
+    let cert_name = c.args().cert_configmap();
+    let name = kseal_crds::renewal_configmap(&cert_name);
     let api: Api<ConfigMap> = Api::namespaced(c.client().clone(), c.namespace());
-    let before = api
-        .get_opt(&name)
-        .await
-        .map_err(|e| anyhow!("cannot read ConfigMap {}/{name}: {}", c.namespace(), explain(&e)))?
-        .ok_or_else(|| {
-            anyhow!(
-                "there is no ConfigMap {}/{name}: is kseal's controller installed there? (a Bitnami controller renews on SIGUSR1 or a restart with --key-cutoff-time)",
-                c.namespace()
-            )
-        })?;
-    let old = before
-        .data
-        .as_ref()
-        .and_then(|d| d.get("fingerprint"))
-        .cloned()
-        .unwrap_or_default();
+    let fingerprint = |cm: Option<ConfigMap>| {
+        cm.and_then(|cm| cm.data)
+            .and_then(|mut d| d.remove("fingerprint"))
+            .unwrap_or_default()
+    };
+    let old = fingerprint(api.get_opt(&cert_name).await.map_err(|e| {
+        anyhow!(
+            "cannot read ConfigMap {}/{cert_name}: {}",
+            c.namespace(),
+            explain(&e)
+        )
+    })?);
     let request = k8s_openapi::jiff::Timestamp::now().to_string();
     let patch = serde_json::json!({
         "metadata": {"annotations": {kseal_crds::ANNOTATION_RENEW_REQUESTED: request}}
@@ -381,6 +378,11 @@ pub async fn renew(c: &Controller, timeout: Option<Duration>) -> Result<String> 
             if forbidden(&e) {
                 anyhow!(
                     "not allowed to request a key renewal: you need patch on configmaps/{name} in {} (Role sealed-secrets-key-renewer)",
+                    c.namespace()
+                )
+            } else if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                anyhow!(
+                    "there is no ConfigMap {}/{name}: is kseal's controller installed there? (a Bitnami controller renews on SIGUSR1 or a restart with --key-cutoff-time)",
                     c.namespace()
                 )
             } else {
@@ -402,14 +404,15 @@ pub async fn renew(c: &Controller, timeout: Option<Duration>) -> Result<String> 
             .as_ref()
             .and_then(|a| a.get(kseal_crds::ANNOTATION_RENEW_HANDLED))
             .is_some_and(|h| *h == request);
-        let now = cm
-            .data
-            .as_ref()
-            .and_then(|d| d.get("fingerprint"))
-            .cloned()
-            .unwrap_or_default();
-        if handled && !now.is_empty() && now != old {
-            return Ok(now);
+        if handled {
+            let now = fingerprint(
+                api.get_opt(&cert_name)
+                    .await
+                    .map_err(|e| anyhow!("{}", explain(&e)))?,
+            );
+            if !now.is_empty() && now != old {
+                return Ok(now);
+            }
         }
         if start.elapsed() > timeout {
             bail!(

@@ -11,8 +11,11 @@ pub mod seal;
 pub mod unseal;
 pub mod validate;
 pub mod verify;
+pub mod web;
 
-pub(crate) mod docs;
+/// Reading document streams; public (hidden) for the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub mod docs;
 
 use std::process::ExitCode;
 
@@ -31,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(a) => keys::run(a),
         Command::Rotate(a) => keys::rotate(a),
         Command::Install(a) => install::run(a),
+        Command::Web(a) => web::run(a),
         Command::Completion(a) => completion::run(a),
     }
 }

@@ -100,12 +100,13 @@ async fn reencrypt_file(
         let mut attempt = 0;
         let rotated = loop {
             let answer = c.rotate(body.clone()).await.with_context(|| describe(ss))?;
-            let rotated: SealedSecret = serde_json::from_slice(&answer).map_err(|e| {
-                anyhow!(
-                    "{}: the controller's answer is not a SealedSecret: {e}",
-                    describe(ss)
-                )
-            })?;
+            let rotated: SealedSecret =
+                kseal_crds::redact::from_json_slice(&answer).map_err(|e| {
+                    anyhow!(
+                        "{}: the controller's answer is not a SealedSecret: {e}",
+                        describe(ss)
+                    )
+                })?;
             attempt += 1;
             if up_to_date(&rotated, newest) || attempt >= 10 {
                 break rotated;

@@ -664,47 +664,8 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     if entries.is_empty() {
         bail!("no SealedSecrets found in the given files");
     }
-    let set = Set::new(entries);
-
-    let mut reports = Vec::new();
-    for (at, e) in set.entries.iter().enumerate() {
-        summary.sealed_secrets += 1;
-        let mut items: Vec<(&String, &String)> = e.ss.spec.encrypted_data.iter().collect();
-        items.sort();
-        let mut verdicts: Vec<(String, Verdict)> = items
-            .into_iter()
-            .map(|(item, value)| {
-                (
-                    item.clone(),
-                    check_item(&set, at, item, value, &keysets[at]),
-                )
-            })
-            .collect();
-        if e.ss.spec.data.is_some() {
-            verdicts.push((
-                "data".to_string(),
-                Verdict {
-                    status: Status::Unverifiable,
-                    format: None,
-                    fingerprints: Vec::new(),
-                    reason: "the deprecated v1 spec.data field has no seal record".into(),
-                },
-            ));
-        }
-        for (item, v) in verdicts {
-            reports.push(ItemReport {
-                file: e.file.clone(),
-                document: e.document,
-                namespace: e.ss.metadata.namespace.clone().unwrap_or_default(),
-                name: e.ss.metadata.name.clone().unwrap_or_default(),
-                item,
-                status: v.status,
-                format: v.format,
-                fingerprints: v.fingerprints,
-                reason: v.reason,
-            });
-        }
-    }
+    summary.sealed_secrets = entries.len();
+    let reports = check_all(entries, &keysets);
     for r in &reports {
         summary.items += 1;
         match r.status {
@@ -755,4 +716,74 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     } else {
         crate::EXIT_OK
     })))
+}
+
+/// The report of every item of `entries`, each checked against its key set (`keysets[i]` for
+/// `entries[i]`).
+fn check_all(entries: Vec<Entry>, keysets: &[Rc<KeySet>]) -> Vec<ItemReport> {
+    let set = Set::new(entries);
+    let mut reports = Vec::new();
+    for (at, e) in set.entries.iter().enumerate() {
+        let mut items: Vec<(&String, &String)> = e.ss.spec.encrypted_data.iter().collect();
+        items.sort();
+        let mut verdicts: Vec<(String, Verdict)> = items
+            .into_iter()
+            .map(|(item, value)| {
+                (
+                    item.clone(),
+                    check_item(&set, at, item, value, &keysets[at]),
+                )
+            })
+            .collect();
+        if e.ss.spec.data.is_some() {
+            verdicts.push((
+                "data".to_string(),
+                Verdict {
+                    status: Status::Unverifiable,
+                    format: None,
+                    fingerprints: Vec::new(),
+                    reason: "the deprecated v1 spec.data field has no seal record".into(),
+                },
+            ));
+        }
+        for (item, v) in verdicts {
+            reports.push(ItemReport {
+                file: e.file.clone(),
+                document: e.document,
+                namespace: e.ss.metadata.namespace.clone().unwrap_or_default(),
+                name: e.ss.metadata.name.clone().unwrap_or_default(),
+                item,
+                status: v.status,
+                format: v.format,
+                fingerprints: v.fingerprints,
+                reason: v.reason,
+            });
+        }
+    }
+    reports
+}
+
+/// `kseal verify`'s checks on files already read, every one against the same certificates and
+/// recipients, without touching the file system: for the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub fn check_files(
+    files: &[(&Path, &[u8])],
+    certs: &[Certificate],
+    recipients: &[kseal_crypto::AgeRecipient],
+) -> Result<Vec<ItemReport>> {
+    let mut keys = KeySet::default();
+    for c in certs {
+        keys.add_cert(c);
+    }
+    keys.add_recipients(recipients);
+    let keys = Rc::new(keys);
+    let mut entries = Vec::new();
+    for (path, bytes) in files {
+        let name = path.display().to_string();
+        for (document, ss) in files::parse(path, bytes.to_vec())?.sealed {
+            entries.push(entry(&name, document, ss));
+        }
+    }
+    let keysets = vec![keys; entries.len()];
+    Ok(check_all(entries, &keysets))
 }

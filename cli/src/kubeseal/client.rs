@@ -85,7 +85,7 @@ pub async fn client(f: &Flags) -> Result<Client> {
 
 /// `--request-timeout` as client-go reads it: whole seconds, or a Go duration (`1s`, `2m`,
 /// `1h30m`); zero means none.
-fn request_timeout(f: &Flags) -> Result<Option<Duration>> {
+pub fn request_timeout(f: &Flags) -> Result<Option<Duration>> {
     let v = f.request_timeout.trim();
     if v.is_empty() {
         return Ok(None);
@@ -130,7 +130,8 @@ fn parse_go_duration(s: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
         total += number * scale;
     }
-    Some(Duration::from_secs_f64(total))
+    // Go refuses a duration beyond its range too ("invalid duration").
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// The kubeconfig (`--kubeconfig`, else `$KUBECONFIG` / `~/.kube/config`, else empty) with the

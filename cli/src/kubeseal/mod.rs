@@ -33,7 +33,9 @@ use kseal_crypto::{Certificate, Keyring, Scope};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use self::flags::{Flags, Parsed};
+use self::flags::Flags;
+#[doc(hidden)]
+pub use self::{client::request_timeout, flags::parse as parse_flags, flags::Parsed};
 use crate::cli::Format;
 use crate::cluster::{block_on, default_namespace, Controller};
 use crate::commands::docs::{self, Doc};
@@ -696,7 +698,7 @@ fn re_encrypt(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
         let mut rotated = Vec::with_capacity(docs.len());
         for doc in &docs {
             let answer = c.rotate(serde_json::to_vec(&doc.value)?).await?;
-            let mut ss: SealedSecret = serde_json::from_slice(&answer)
+            let mut ss: SealedSecret = kseal_crds::redact::from_json_slice(&answer)
                 .map_err(|e| anyhow!("cannot re-encrypt secret: invalid answer: {e}"))?;
             ss.metadata.creation_timestamp = None;
             ss.metadata.deletion_timestamp = None;

@@ -616,3 +616,118 @@ fn the_record_reveals_nothing() {
         "not a plain hash of the value"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// hardening: the controller's keys, and bounds
+
+fn in_controller_namespace(mut s: SealedSecret) -> SealedSecret {
+    s.metadata.namespace = Some("kube-system".into());
+    s
+}
+
+fn protected() -> PlanOptions {
+    PlanOptions {
+        protected: Some(std::sync::Arc::new(ProtectedKeys {
+            namespace: "kube-system".into(),
+            key_prefix: "sealed-secrets-key".into(),
+        })),
+        ..Default::default()
+    }
+}
+
+fn go_with(ss: &SealedSecret, current: Option<&Secret>, opts: PlanOptions) -> Plan {
+    let ring = ring();
+    let signer = ring.iter().next().cloned();
+    plan(ss, current, &ring, signer.as_deref(), t(0), opts)
+}
+
+#[test]
+fn no_sealed_secret_can_make_or_touch_a_key_secret_in_the_controller_namespace() {
+    // A template label that marks keys (RSA or age), whatever its value.
+    for label in [
+        "sealedsecrets.bitnami.com/sealed-secrets-key",
+        "sealedsecrets.kseal.dev/age-identity",
+    ] {
+        let mut s = in_controller_namespace(ss());
+        s.spec.template.metadata.as_mut().unwrap().labels = map(&[(label, "active")]);
+        let p = go_with(&s, None, protected());
+        assert_eq!(p.write, Write::Nothing, "{label}");
+        let (f, msg) = p.failure.clone().unwrap();
+        assert_eq!(f, Failure::KeySecret);
+        assert!(msg.contains(label), "{msg}");
+        assert!(p.keys_used.is_empty(), "refused before decrypting");
+        assert_eq!(p.event.reason, "ErrUpdateFailed");
+        let c = &p.status.unwrap().conditions.unwrap()[0];
+        assert_eq!(c.reason.as_deref(), Some("KeySecretRefused"));
+        assert!(!f.retry());
+        // The same object elsewhere is fine (keys are read only in the controller namespace).
+        let mut elsewhere = s.clone();
+        elsewhere.metadata.namespace = Some("default".into());
+        assert!(go_with(&elsewhere, None, protected()).failure.is_none());
+    }
+    // The legacy key's name, and names of generated keys and identities.
+    for name in [
+        "sealed-secrets-key",
+        "sealed-secrets-keyab12c",
+        "sealed-secrets-key-age-x",
+    ] {
+        let mut s = in_controller_namespace(ss());
+        s.metadata.name = Some(name.into());
+        let p = go_with(&s, None, protected());
+        assert_eq!(p.failure.unwrap().0, Failure::KeySecret, "{name}");
+    }
+    // An existing key Secret is never replaced, even if someone marked it managed.
+    let s = in_controller_namespace(ss());
+    let mut key = existing(
+        &[("sealedsecrets.bitnami.com/managed", "true")],
+        &[("sealedsecrets.bitnami.com/sealed-secrets-key", "active")],
+        &[("tls.key", b"...")],
+    );
+    key.metadata.namespace = Some("kube-system".into());
+    let p = go_with(&s, Some(&key), protected());
+    assert_eq!(p.write, Write::Nothing);
+    assert_eq!(p.failure.unwrap().0, Failure::KeySecret);
+    // Any other Secret in the controller namespace is made as usual (this one is sealed for
+    // `default`, so it then fails to decrypt, as it should, not as a key Secret).
+    let (f, _) = go_with(&s, None, protected()).failure.unwrap();
+    assert_eq!(f, Failure::Unseal);
+}
+
+#[test]
+fn an_object_over_a_bound_fails_with_the_bound_named_and_is_not_retried() {
+    let mut s = ss();
+    for i in 0..300 {
+        s.spec
+            .encrypted_data
+            .insert(format!("k{i}"), FOO.to_string());
+    }
+    let p = go(&s, None);
+    let (f, msg) = p.failure.clone().unwrap();
+    assert_eq!(f, Failure::Limit);
+    assert!(msg.contains("over the limit of 256"), "{msg}");
+    assert!(p.keys_used.is_empty());
+    assert!(!f.retry());
+    assert_eq!(p.event.reason, "ErrUnsealFailed");
+    let c = &p.status.unwrap().conditions.unwrap()[0];
+    assert_eq!(c.reason.as_deref(), Some("LimitExceeded"));
+    assert_eq!(c.message.as_deref(), Some(msg.as_str()));
+}
+
+#[test]
+fn template_errors_in_status_and_events_never_carry_values() {
+    let mut s = ss();
+    s.spec.template.data = map(&[("x", "{{ index . .foo }}"), ("y", "{{ printf .foo }}")]);
+    let p = go(&s, None);
+    let (_, msg) = p.failure.clone().unwrap();
+    assert!(!msg.contains("supersecret"), "{msg}");
+    assert!(!p.event.message.contains("supersecret"));
+    let status = serde_json::to_string(&p.status).unwrap();
+    assert!(!status.contains("supersecret"), "{status}");
+    // Hostile sizes are errors, not aborts.
+    s.spec.template.data = map(&[("x", "{{ repeat 9223372036854775807 .foo }}")]);
+    let (_, msg) = go(&s, None).failure.unwrap();
+    assert!(
+        msg.contains("repeat: the result would exceed the limit"),
+        "{msg}"
+    );
+}

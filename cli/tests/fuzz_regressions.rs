@@ -1,0 +1,84 @@
+//! Replays the minimized findings of the cargo-fuzz targets on this crate's code
+//! (`fuzz/regressions/<target>/`, see docs/fuzzing.md) through the same entry points and in the
+//! same input layouts as the targets: every input must return (an error is fine) within a few
+//! seconds, on a thread with a tokio worker's 2 MiB stack.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Unoptimised test builds are slower than the fuzz builds (3 s per input there).
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn regressions(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions")
+        .join(target);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let path = e.expect("a directory entry").path();
+            let bytes = std::fs::read(&path).expect("a regression input");
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                bytes,
+            )
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "{} is empty", dir.display());
+    out
+}
+
+/// Runs `f` on a 2 MiB thread; fails when it panics or does not return within [`LIMIT`].
+fn returns_quickly(name: &str, f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            f();
+            let _ = tx.send(());
+        })
+        .expect("a thread");
+    match rx.recv_timeout(LIMIT) {
+        Ok(()) => handle.join().expect("no panic"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: did not return within {LIMIT:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("{name}: panicked: {:?}", handle.join().err())
+        }
+    }
+}
+
+/// The `kubeseal_flags` target: arguments separated by NUL, then after a double NUL the
+/// environment as `NAME=value` entries separated by NUL.
+fn kubeseal_flags_input(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (args, env) = text.split_once("\0\0").unwrap_or((&text, ""));
+    let args: Vec<String> = args.split('\0').map(str::to_string).collect();
+    let env: Vec<(String, String)> = env
+        .split('\0')
+        .filter_map(|e| e.split_once('='))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let (parsed, _notes) = kseal::kubeseal_parse_flags(&args, &lookup);
+    if let kseal::KubesealParsed::Run(flags) = parsed {
+        let _ = kseal::kubeseal_request_timeout(&flags);
+        let _ = flags.namespace_override();
+    }
+}
+
+/// `--request-timeout` with more seconds than a `Duration` holds panicked in
+/// `Duration::from_secs_f64` (`cannot convert float seconds to Duration: value is either too
+/// big or NaN`, `cli/src/kubeseal/client.rs` `parse_go_duration`).
+#[test]
+fn kubeseal_flags_regressions() {
+    for (name, data) in regressions("kubeseal_flags") {
+        returns_quickly(&name, move || kubeseal_flags_input(&data));
+    }
+}

@@ -1,0 +1,38 @@
+//! `kseal unseal`'s input: a YAML or JSON stream of SealedSecrets read as the CLI reads it
+//! (`commands::docs::parse_stream`, `docs::typed`), opened with `kseal_crds::unseal::unseal`
+//! (the Go test key and the fixed age identities, the sealed-with hint, templates rendered,
+//! the deprecated v1 `data` accepted) and rendered. Input: the file.
+#![no_main]
+
+use kseal::cli::Format;
+use kseal::commands::docs;
+use kseal_crds::unseal::{unseal, UnsealOptions};
+use kseal_crds::SealedSecret;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(documents) = docs::parse_stream(data, "<fuzz>") else {
+        return;
+    };
+    let opts = UnsealOptions {
+        accept_deprecated_v1_data: true,
+    };
+    let mut secrets = Vec::new();
+    for doc in &documents {
+        let Ok(ss) = docs::typed::<SealedSecret>(
+            doc,
+            "<fuzz>",
+            kseal_crds::KIND,
+            kseal_crds::API_VERSION,
+            true,
+        ) else {
+            continue;
+        };
+        let hint = kseal_crds::sealed_with(&ss);
+        let _ = kseal_crds::unseal::label_of(&ss);
+        if let Ok(u) = unseal(&ss, kseal_fuzz::keyring(), &hint, opts) {
+            secrets.push(u.secret);
+        }
+    }
+    let _ = docs::render(&secrets, Format::Yaml);
+});

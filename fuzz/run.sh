@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Builds the cargo-fuzz targets and runs each for a while; prints a table of executions, time
+# and findings per target. See docs/fuzzing.md.
+#
+#   fuzz/run.sh [SECONDS] [TARGET...]     every target (or the ones named), SECONDS each (default 60)
+#   fuzz/run.sh --smoke [TARGET...]       CI: KSEAL_FUZZ_SMOKE_SECONDS each (default 20)
+#   fuzz/run.sh --list                    the targets
+#
+# Exit status 1 when any target found a crash, a timeout or an out-of-memory; the inputs are in
+# fuzz/artifacts/<target>/, the logs in fuzz/logs/<target>.log.
+#
+# Environment:
+#   KSEAL_FUZZ_TARGET_DIR  where the nightly builds go; default: `fuzz-target` next to
+#                          $CARGO_TARGET_DIR when that is set (CI caches it), else fuzz/target
+#   KSEAL_FUZZ_SANITIZER   cargo fuzz's --sanitizer (default none; address also works)
+#   KSEAL_FUZZ_TIMEOUT     seconds one input may take before it counts as a hang (default 3)
+#   KSEAL_FUZZ_RSS_MB      memory limit of the fuzzing process (default 2048)
+#   KSEAL_FUZZ_NICE        niceness of the build and the runs (default 10)
+set -euo pipefail
+cd "$(dirname "$0")"
+FUZZ_DIR=$(pwd)
+
+TARGETS=(bitnami_open age_open template seal_input unseal_input verify_input seal_records
+  kubeseal_flags http_body yamledit)
+
+# The longest input per target: large enough for every seed and for the bounds the code
+# enforces (many age stanzas, deep nesting), small enough to keep executions fast.
+max_len() {
+  case "$1" in
+    kubeseal_flags) echo 4096 ;;
+    seal_records) echo 8192 ;;
+    bitnami_open | template) echo 16384 ;;
+    yamledit) echo 32768 ;;
+    *) echo 65536 ;;
+  esac
+}
+
+dict() {
+  case "$1" in
+    template) echo dict/template.dict ;;
+    kubeseal_flags) echo dict/kubeseal_flags.dict ;;
+    age_open) echo dict/age_open.dict ;;
+    seal_input | unseal_input | verify_input | http_body | yamledit | seal_records) echo dict/yaml.dict ;;
+  esac
+}
+
+smoke=false
+seconds=60
+case "${1:-}" in
+  --list)
+    printf '%s\n' "${TARGETS[@]}"
+    exit 0
+    ;;
+  --smoke)
+    smoke=true
+    seconds=${KSEAL_FUZZ_SMOKE_SECONDS:-20}
+    shift
+    ;;
+  '' | *[!0-9]*) ;;
+  *)
+    seconds=$1
+    shift
+    ;;
+esac
+selected=("$@")
+[ ${#selected[@]} -gt 0 ] || selected=("${TARGETS[@]}")
+for t in "${selected[@]}"; do
+  if [[ " ${TARGETS[*]} " != *" $t "* ]]; then
+    echo "fuzz/run.sh: unknown target $t (see fuzz/run.sh --list)" >&2
+    exit 2
+  fi
+done
+
+if [ -n "${KSEAL_FUZZ_TARGET_DIR:-}" ]; then
+  target_dir=$KSEAL_FUZZ_TARGET_DIR
+elif [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  target_dir="$(dirname "$CARGO_TARGET_DIR")/fuzz-target"
+else
+  target_dir="$FUZZ_DIR/target"
+fi
+sanitizer=${KSEAL_FUZZ_SANITIZER:-none}
+timeout=${KSEAL_FUZZ_TIMEOUT:-3}
+rss_mb=${KSEAL_FUZZ_RSS_MB:-2048}
+niceness=${KSEAL_FUZZ_NICE:-10}
+# The workspace's CARGO_TARGET_DIR must not leak into the fuzz build.
+unset CARGO_TARGET_DIR
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "fuzz/run.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2
+  exit 2
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz/run.sh: installing cargo-fuzz" >&2
+  nice -n "$niceness" cargo install --locked cargo-fuzz
+fi
+
+build_start=$(date +%s)
+echo "==> building ${#selected[@]} fuzz target(s) (nightly, sanitizer $sanitizer) in $target_dir" >&2
+for t in "${selected[@]}"; do
+  nice -n "$niceness" cargo +nightly fuzz build --sanitizer "$sanitizer" --target-dir "$target_dir" "$t"
+done
+build_secs=$(($(date +%s) - build_start))
+bin_dir="$target_dir/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+
+mkdir -p logs
+rows=()
+found=0
+for t in "${selected[@]}"; do
+  corpus="corpus/$t"
+  artifacts="artifacts/$t"
+  mkdir -p "$corpus" "$artifacts"
+  before=$(find "$artifacts" -type f | wc -l)
+  seeds=("seeds/$t")
+  [ -d "seeds-extra/$t" ] && seeds+=("seeds-extra/$t")
+  args=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+    -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout="$timeout"
+    -rss_limit_mb="$rss_mb" -artifact_prefix="$artifacts/" -print_final_stats=1)
+  d=$(dict "$t")
+  [ -n "$d" ] && args+=(-dict="$d")
+  echo "==> $t: ${seconds}s" >&2
+  start=$(date +%s)
+  # libFuzzer's exit status is not a verdict in fork mode: the counters below are.
+  nice -n "$niceness" "$bin_dir/$t" "${args[@]}" "$corpus" "${seeds[@]}" >"logs/$t.log" 2>&1 || true
+  wall=$(($(date +%s) - start))
+  # Fork mode's status lines: "#N: cov: C ft: F corp: K exec/s: E oom/timeout/crash: O/T/X time: Ss job: J ..."
+  last=$(grep -E '^#[0-9]+: cov:' "logs/$t.log" | tail -n 1 || true)
+  execs=$(sed -nE 's/^#([0-9]+):.*/\1/p' <<<"$last")
+  cov=$(sed -nE 's/.* cov: ([0-9]+) .*/\1/p' <<<"$last")
+  read -r ooms timeouts crashes < <(sed -nE 's#.*oom/timeout/crash: ([0-9]+)/([0-9]+)/([0-9]+).*#\1 \2 \3#p' <<<"$last") || true
+  new=$(($(find "$artifacts" -type f | wc -l) - before))
+  ooms=${ooms:-0} timeouts=${timeouts:-0} crashes=${crashes:-0}
+  if [ -z "$last" ] && ! grep -q 'INFO: exiting' "logs/$t.log"; then
+    echo "fuzz/run.sh: $t did not run; see fuzz/logs/$t.log" >&2
+    tail -n 20 "logs/$t.log" >&2
+    crashes=1
+  fi
+  if [ $((ooms + timeouts + crashes + new)) -gt 0 ]; then
+    found=1
+  fi
+  rows+=("$(printf '%-15s %12s %9s %6s %8s %8s %8s %9s' "$t" "${execs:-0}" "$((${execs:-0} / (wall > 0 ? wall : 1)))" "${wall}s" "${cov:-?}" "$crashes" "$timeouts" "$ooms") $new")
+done
+
+echo
+echo "build: ${build_secs}s"
+printf '%-15s %12s %9s %6s %8s %8s %8s %9s %s\n' target executions "exec/s" wall cov crashes timeouts ooms "new artifacts"
+printf '%s\n' "${rows[@]}"
+if [ "$found" -ne 0 ]; then
+  echo
+  echo "findings: reproduce with $bin_dir/<target> fuzz/artifacts/<target>/<file>; see docs/fuzzing.md" >&2
+  exit 1
+fi
