@@ -84,6 +84,24 @@ pub enum ReportFormat {
     Json,
 }
 
+/// How the directories among the paths are walked (`verify`, `validate`, `reencrypt`,
+/// `rotate`): regular `.yaml`/`.yml`/`.json` files only, symlinks followed only when asked.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct WalkArgs {
+    /// Follow symlinks found in directories (a loop is an error); named files are always read
+    #[arg(short = 'L', long = "follow")]
+    pub follow: bool,
+}
+
+impl WalkArgs {
+    /// The walk's options.
+    pub fn options(&self) -> crate::commands::files::WalkOptions {
+        crate::commands::files::WalkOptions {
+            follow_symlinks: self.follow,
+        }
+    }
+}
+
 /// `kseal validate`
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -95,6 +113,9 @@ pub struct ValidateArgs {
     /// Files or directories
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Report format
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
@@ -122,6 +143,9 @@ pub struct VerifyArgs {
     /// Files or directories
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// A certificate the items may be sealed for (repeatable; file, file:// or http(s):// URL)
     #[arg(long = "cert", value_name = "FILE|URL")]
@@ -159,6 +183,9 @@ pub struct ReencryptArgs {
     /// Files or directories (searched recursively)
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Report what would change without writing
     #[arg(long)]
@@ -223,6 +250,9 @@ pub struct RotateArgs {
     /// Files or directories to re-encrypt
     #[arg(required = true, value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Seconds to wait for the new key
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
@@ -487,11 +517,17 @@ pub enum CertFormat {
 /// `kseal install`
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Prints the controller's manifests (CRD, ServiceAccount, least-privilege RBAC, Services, Deployment,
-PodDisruptionBudget) as YAML, or applies them with --apply: server-side apply as field manager
-\"kseal\", forced, so it upgrades a Bitnami install of the same name in place (its key Secrets are
-never touched). Cluster-wide objects keep Bitnami's names for the default name and are prefixed
-with <name>- otherwise. No controller image is published: build and push one, and pass --image.")]
+Prints the controller's manifests (CRD, ServiceAccount, least-privilege RBAC, Services,
+NetworkPolicy, Deployment, PodDisruptionBudget) as YAML, or applies them with --apply: server-side
+apply as field manager \"kseal\", forced, so it upgrades a Bitnami install of the same name in
+place (its key Secrets are never touched). Cluster-wide objects keep Bitnami's names for the
+default name and are prefixed with <name>- otherwise. No controller image is published: build and
+push one, and pass --image.
+
+The NetworkPolicy admits the metrics port from the namespaces of --metrics-namespace-selector and
+the HTTP port (cert.pem, verify, rotate) only from the CIDRs of --network-policy-from, where the
+API server's service proxy connects from; probes come from the pod's own node, which is always
+admitted. Secret delete is granted only with --old-gc-behavior.")]
 pub struct InstallArgs {
     /// The controller's namespace
     #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = crate::cluster::DEFAULT_CONTROLLER_NAMESPACE)]
@@ -528,6 +564,29 @@ pub struct InstallArgs {
     /// Validate everything on the API server without persisting it
     #[arg(long, value_enum, value_name = "STRATEGY")]
     pub dry_run: Option<crate::install::DryRun>,
+
+    /// Let the controller delete the Secret of a deleted SealedSecret itself (its
+    /// --old-gc-behavior), granting it Secret delete; otherwise garbage collection does
+    #[arg(long)]
+    pub old_gc_behavior: bool,
+
+    /// CIDR the NetworkPolicy admits to the HTTP port: where the API server's service proxy
+    /// connects from (repeatable) [default: none]
+    #[arg(
+        long = "network-policy-from",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub network_policy_from: Vec<String>,
+
+    /// Namespaces (label selector) whose pods the NetworkPolicy admits to the metrics port; ''
+    /// for every namespace
+    #[arg(long, value_name = "KEY=VALUE,…", default_value = crate::install::DEFAULT_METRICS_NAMESPACE_SELECTOR)]
+    pub metrics_namespace_selector: String,
+
+    /// Install no NetworkPolicy (every pod can then reach the controller's ports)
+    #[arg(long, conflicts_with_all = ["network_policy_from", "metrics_namespace_selector"])]
+    pub no_network_policy: bool,
 
     /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or in-cluster]
     #[arg(long, value_name = "FILE")]

@@ -186,6 +186,26 @@ pub async fn client(args: &ClusterArgs) -> Result<Client> {
     Client::try_from(config).context("cannot build the Kubernetes client")
 }
 
+/// The body of an answer, frame by frame, refused one byte past `limit` (an endless answer
+/// stops there instead of filling memory).
+async fn read_answer(mut body: Body, limit: crate::io::Limit) -> Result<Vec<u8>> {
+    use http_body_util::BodyExt as _;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| anyhow!("reading the controller's answer: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            if (out.len() + data.len()) as u64 > limit.bytes {
+                bail!(
+                    "reading the controller's answer: {}",
+                    crate::io::ReadError::TooLarge(limit)
+                );
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
 /// A response of the controller through the service proxy.
 #[derive(Debug)]
 pub struct ProxyResponse {
@@ -340,7 +360,8 @@ impl Controller {
         Ok(format!("http:{}:{port}", self.args.controller_name))
     }
 
-    /// One request to the controller through the API server's service proxy.
+    /// One request to the controller through the API server's service proxy. The answer is
+    /// read up to [`crate::io::CONTROLLER_ANSWER`].
     pub async fn proxy(
         &self,
         method: &str,
@@ -374,12 +395,7 @@ impl Controller {
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let body = res
-            .into_body()
-            .collect_bytes()
-            .await
-            .map_err(|e| anyhow!("reading the controller's answer: {e}"))?
-            .to_vec();
+        let body = read_answer(res.into_body(), crate::io::CONTROLLER_ANSWER).await?;
         Ok(ProxyResponse {
             status,
             body,

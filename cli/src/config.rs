@@ -176,8 +176,11 @@ impl Config {
     /// knows it, the line and column.
     pub fn load(path: &Path) -> Result<Config> {
         let abs = absolute(path)?;
-        let text = std::fs::read_to_string(&abs)
-            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let text = crate::io::read_text(
+            &abs,
+            crate::io::CONFIG_FILE,
+            &format!("configuration {}", path.display()),
+        )?;
         let raw: RawConfig = serde_yaml::from_str(&text).map_err(|e| match e.location() {
             Some(l) => anyhow!(
                 "{}:{}:{}: {}",
@@ -341,8 +344,11 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
 /// Reads an age recipients file, as `age -R` does: one `age1…` recipient per line; blank lines
 /// and `#` comments are ignored. Errors name the file and line, never the line's content.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<AgeRecipient>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read recipients file {}", path.display()))?;
+    let text = crate::io::read_text(
+        path,
+        crate::io::RECIPIENTS_FILE,
+        &format!("recipients file {}", path.display()),
+    )?;
     parse_recipients(&text, &path.display().to_string())
 }
 

@@ -2,8 +2,10 @@
 //!
 //! [`render`] builds, in this order: the SealedSecret CRD ([`kseal_crds::crd::crd`]), the
 //! ServiceAccount and least-privilege RBAC of `controller/deploy/rbac.yaml` (rewritten for the
-//! namespace and name), the Services `<name>` and `<name>-metrics`, the Deployment `<name>` and
-//! its PodDisruptionBudget. The output is deterministic (keys sorted, fixed order).
+//! namespace and name; Secret `delete` only with `--old-gc-behavior`, the one controller mode
+//! that deletes Secrets), the Services `<name>` and `<name>-metrics`, the NetworkPolicy
+//! `<name>` ([`network_policy`]), the Deployment `<name>` and its PodDisruptionBudget. The
+//! output is deterministic (keys sorted, fixed order).
 //!
 //! Names follow Bitnami's static manifest (reference §4.7) so that installing over a Bitnami
 //! install upgrades it in place: Deployment, Service and ServiceAccount are `<name>`, the pod
@@ -97,6 +99,11 @@ pub struct Install {
     pub image: String,
     /// Replicas of the Deployment.
     pub replicas: u32,
+    /// The controller deletes the Secret of a deleted SealedSecret itself (its
+    /// `--old-gc-behavior`), which needs Secret `delete` in the ClusterRole.
+    pub old_gc_behavior: bool,
+    /// Who may reach the controller's ports; `None`: no NetworkPolicy.
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 impl Default for Install {
@@ -106,7 +113,99 @@ impl Default for Install {
             name: DEFAULT_CONTROLLER_NAME.to_string(),
             image: default_image(),
             replicas: DEFAULT_REPLICAS,
+            old_gc_behavior: false,
+            network_policy: Some(NetworkPolicy::default()),
         }
+    }
+}
+
+/// The default `--metrics-namespace-selector`: the namespace named `monitoring` (where
+/// kube-prometheus and most Prometheus installs run), by the label Kubernetes 1.21+ puts on
+/// every namespace.
+pub const DEFAULT_METRICS_NAMESPACE_SELECTOR: &str = "kubernetes.io/metadata.name=monitoring";
+
+/// The ingress the NetworkPolicy admits ([`network_policy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPolicy {
+    /// CIDRs that may reach the HTTP port: where the API server's service proxy connects
+    /// from (`--network-policy-from`). Empty: no one beyond what the CNI always lets in.
+    pub http_from: Vec<String>,
+    /// Labels of the namespaces whose pods may scrape the metrics port
+    /// (`--metrics-namespace-selector`); empty: every namespace.
+    pub metrics_namespaces: BTreeMap<String, String>,
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        NetworkPolicy {
+            http_from: Vec::new(),
+            metrics_namespaces: parse_label_selector(DEFAULT_METRICS_NAMESPACE_SELECTOR)
+                .expect("the default selector parses"),
+        }
+    }
+}
+
+/// `key=value[,key=value…]` as `matchLabels` (empty text: no labels, every namespace).
+/// Errors name the position, not the text.
+pub fn parse_label_selector(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    if text.trim().is_empty() {
+        return Ok(out);
+    }
+    for (i, pair) in text.split(',').enumerate() {
+        let bad = || {
+            anyhow!(
+                "invalid --metrics-namespace-selector (pair {}): give key=value pairs separated by commas, such as kubernetes.io/metadata.name=monitoring, or '' for every namespace",
+                i + 1
+            )
+        };
+        let (k, v) = pair.trim().split_once('=').ok_or_else(bad)?;
+        if !is_label_key(k) || !is_label_value(v) {
+            return Err(bad());
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn is_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+fn is_label_key(k: &str) -> bool {
+    match k.split_once('/') {
+        Some((prefix, name)) => {
+            !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|l| is_dns_label(l, 63))
+                && is_label_name(name)
+        }
+        None => is_label_name(k),
+    }
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.is_empty() || is_label_name(v)
+}
+
+/// An IPv4 or IPv6 CIDR (`10.0.0.0/16`, `fd00::/8`, `192.0.2.7/32`).
+fn is_cidr(s: &str) -> bool {
+    let Some((ip, bits)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(bits) = bits.parse::<u8>() else {
+        return false;
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => bits <= 32,
+        Ok(std::net::IpAddr::V6(_)) => bits <= 128,
+        Err(_) => false,
     }
 }
 
@@ -139,6 +238,16 @@ impl Install {
         }
         if self.replicas == 0 {
             bail!("invalid --replicas 0: the controller needs at least 1 replica (2 or more for high availability)");
+        }
+        if let Some(np) = &self.network_policy {
+            for (i, cidr) in np.http_from.iter().enumerate() {
+                if !is_cidr(cidr) {
+                    bail!(
+                        "invalid --network-policy-from (value {}): give an IPv4 or IPv6 CIDR such as 10.0.0.0/16 or fd00::/64",
+                        i + 1
+                    );
+                }
+            }
         }
         if self.image.is_empty() || self.image.chars().any(char::is_whitespace) {
             bail!(
@@ -223,7 +332,9 @@ fn resource_name(install: &Install, bitnami: &str) -> Result<String> {
     })
 }
 
-/// The ServiceAccount and RBAC objects of `rbac.yaml`, rewritten for `install`.
+/// The ServiceAccount and RBAC objects of `rbac.yaml`, rewritten for `install`. With
+/// `--old-gc-behavior` the ClusterRole's Secret rule also grants `delete` (rbac.yaml has none:
+/// otherwise the controller never deletes a Secret, garbage collection does).
 pub fn rbac(install: &Install) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(RBAC_YAML) {
@@ -277,6 +388,14 @@ pub fn rbac(install: &Install) -> Result<Vec<Value>> {
                     *n = json!(resource_name(install, &bitnami)?);
                 }
             }
+            let all_secrets = rule["resources"] == json!(["secrets"])
+                && rule["apiGroups"] == json!([""])
+                && rule.get("resourceNames").is_none();
+            if install.old_gc_behavior && bitnami == "secrets-unsealer" && all_secrets {
+                if let Some(verbs) = rule.get_mut("verbs").and_then(Value::as_array_mut) {
+                    verbs.push(json!("delete"));
+                }
+            }
         }
         out.push(v);
     }
@@ -285,13 +404,56 @@ pub fn rbac(install: &Install) -> Result<Vec<Value>> {
 
 /// The controller's arguments.
 pub fn controller_args(install: &Install) -> Vec<String> {
-    vec![
+    let mut args = vec![
         "--update-status".into(),
         "--leader-elect".into(),
         format!("--leader-election-id={}", install.name),
         format!("--cert-configmap={}", install.cert_configmap()),
         format!("--key-prefix={DEFAULT_KEY_PREFIX}"),
-    ]
+    ];
+    if install.old_gc_behavior {
+        args.push("--old-gc-behavior".into());
+    }
+    args
+}
+
+/// The NetworkPolicy `<name>`: ingress to the controller's pods only on the HTTP port from
+/// the CIDRs of `--network-policy-from` (where the API server's service proxy connects
+/// from), and on the metrics port from pods of the namespaces `--metrics-namespace-selector`
+/// selects. Egress is not restricted (the API server's address is the cluster's business).
+/// Kubelet probes come from the pod's own node, which NetworkPolicy implementations admit
+/// whatever the policy says; so does an API server running on that node.
+pub fn network_policy(install: &Install, np: &NetworkPolicy) -> Value {
+    let mut ingress = Vec::new();
+    if !np.http_from.is_empty() {
+        let from: Vec<Value> = np
+            .http_from
+            .iter()
+            .map(|cidr| json!({"ipBlock": {"cidr": cidr}}))
+            .collect();
+        ingress.push(json!({
+            "ports": [{"port": HTTP_PORT, "protocol": "TCP"}],
+            "from": from,
+        }));
+    }
+    ingress.push(json!({
+        "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {"matchLabels": np.metrics_namespaces}}],
+    }));
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": install.name,
+            "namespace": install.namespace,
+            "labels": install.labels_with_name(&install.name),
+        },
+        "spec": {
+            "podSelector": {"matchLabels": install.selector()},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    })
 }
 
 fn services(install: &Install) -> Vec<Value> {
@@ -425,8 +587,9 @@ fn pod_disruption_budget(install: &Install) -> Value {
     })
 }
 
-/// Every object, in apply order: CRD, ServiceAccount, RBAC, Services, Deployment, PDB (the
-/// PDB only with 2 or more replicas: `minAvailable: 1` of 1 replica would block node drains).
+/// Every object, in apply order: CRD, ServiceAccount, RBAC, Services, NetworkPolicy (unless
+/// `--no-network-policy`; before the pods exist), Deployment, PDB (the PDB only with 2 or more
+/// replicas: `minAvailable: 1` of 1 replica would block node drains).
 pub fn render(install: &Install) -> Result<Vec<Value>> {
     install.validate()?;
     let mut crd = serde_json::to_value(kseal_crds::crd::crd()).context("serializing the CRD")?;
@@ -434,6 +597,9 @@ pub fn render(install: &Install) -> Result<Vec<Value>> {
     let mut out = vec![crd];
     out.extend(rbac(install)?);
     out.extend(services(install));
+    if let Some(np) = &install.network_policy {
+        out.push(network_policy(install, np));
+    }
     out.push(deployment(install));
     if install.replicas >= 2 {
         out.push(pod_disruption_budget(install));
@@ -480,6 +646,7 @@ fn target(obj: &Value) -> Result<Target> {
         "Service" => ("services", true),
         "Deployment" => ("deployments", true),
         "PodDisruptionBudget" => ("poddisruptionbudgets", true),
+        "NetworkPolicy" => ("networkpolicies", true),
         other => bail!("kseal install does not know where {other} objects go"),
     };
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -864,6 +1031,7 @@ mod tests {
                 "Role/sealed-secrets-key-renewer",
                 "Service/sealed-secrets-controller",
                 "Service/sealed-secrets-controller-metrics",
+                "NetworkPolicy/sealed-secrets-controller",
                 "Deployment/sealed-secrets-controller",
                 "PodDisruptionBudget/sealed-secrets-controller",
             ]
@@ -889,6 +1057,91 @@ mod tests {
         assert_eq!(Install::default().cert_configmap(), "sealed-secrets-cert");
         // Every name and resourceName of rbac.yaml is known.
         rbac(&i).unwrap();
+    }
+
+    /// The verbs of the ClusterRole's rule on all Secrets.
+    fn secret_verbs(install: &Install) -> Vec<String> {
+        let objs = rbac(install).unwrap();
+        let role = objs.iter().find(|o| o["kind"] == "ClusterRole").unwrap();
+        let rule = role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resources"] == json!(["secrets"]))
+            .unwrap();
+        serde_json::from_value(rule["verbs"].clone()).unwrap()
+    }
+
+    #[test]
+    fn secret_delete_only_with_old_gc_behavior() {
+        let plain = Install::default();
+        assert_eq!(
+            secret_verbs(&plain),
+            ["get", "list", "create", "update", "watch"]
+        );
+        assert!(!controller_args(&plain).contains(&"--old-gc-behavior".to_string()));
+        // No other rule grants delete on anything.
+        assert!(!serde_json::to_string(&rbac(&plain).unwrap())
+            .unwrap()
+            .contains("\"delete\""));
+
+        let old_gc = Install {
+            old_gc_behavior: true,
+            ..named("kseal")
+        };
+        assert_eq!(
+            secret_verbs(&old_gc),
+            ["get", "list", "create", "update", "watch", "delete"]
+        );
+        assert!(controller_args(&old_gc).contains(&"--old-gc-behavior".to_string()));
+    }
+
+    #[test]
+    fn network_policy_rules() {
+        let np = NetworkPolicy {
+            http_from: vec!["10.0.0.0/24".into(), "fd00::/64".into()],
+            metrics_namespaces: parse_label_selector("team=obs,kubernetes.io/metadata.name=mon")
+                .unwrap(),
+        };
+        let v = network_policy(&named("kseal"), &np);
+        assert_eq!(
+            v["spec"]["podSelector"]["matchLabels"],
+            json!({"name": "kseal"})
+        );
+        assert_eq!(v["spec"]["policyTypes"], json!(["Ingress"]));
+        assert_eq!(
+            v["spec"]["ingress"],
+            json!([
+                {"ports": [{"port": 8080, "protocol": "TCP"}],
+                 "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "fd00::/64"}}]},
+                {"ports": [{"port": 8081, "protocol": "TCP"}],
+                 "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mon", "team": "obs"}}}]},
+            ])
+        );
+        // No CIDR: no rule for the HTTP port (a rule without `from` would admit everyone).
+        let v = network_policy(&named("kseal"), &NetworkPolicy::default());
+        let ingress = v["spec"]["ingress"].as_array().unwrap();
+        assert_eq!(ingress.len(), 1);
+        assert_eq!(ingress[0]["ports"][0]["port"], 8081);
+        assert!(ingress
+            .iter()
+            .all(|r| r["from"].as_array().is_some_and(|f| !f.is_empty())));
+
+        for bad in ["10.0.0.1", "10.0.0.0/33", "fd00::/129", "x/8", ""] {
+            let i = Install {
+                network_policy: Some(NetworkPolicy {
+                    http_from: vec![bad.into()],
+                    ..NetworkPolicy::default()
+                }),
+                ..Install::default()
+            };
+            assert!(i.validate().is_err(), "{bad:?}");
+        }
+        for bad in ["a", "=b", "a=b=c", "-a=b", "a=b,", "x/y/z=1", "a=-b"] {
+            assert!(parse_label_selector(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_label_selector("").unwrap().is_empty());
+        assert!(parse_label_selector("a=").is_ok());
     }
 
     #[test]

@@ -42,7 +42,8 @@ fn files(explicit: Option<&str>) -> Vec<PathBuf> {
 pub fn context_namespace(explicit: Option<&str>, context: Option<&str>) -> Option<String> {
     let configs: Vec<Config> = files(explicit)
         .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|p| crate::io::read_file(p, crate::io::KUBECONFIG).ok())
+        .filter_map(|b| crate::io::into_text(b).ok())
         .filter_map(|t| serde_yaml::from_str(&t).ok())
         .collect();
     let current = match context {

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 mod http_client;
+pub mod hygiene;
 pub mod install;
 mod io;
 mod kubeconfig;

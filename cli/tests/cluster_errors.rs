@@ -79,3 +79,100 @@ fn a_directory_without_sealed_secrets_is_skipped_by_validate() {
     assert_eq!(code, Some(2));
     one_line(&stderr);
 }
+
+/// A fake API server on 127.0.0.1 (plain HTTP): the controller's Service exists, and every
+/// request through the service proxy gets a 200 whose body never ends.
+fn endless_proxy() -> u16 {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut path = String::new();
+                    let mut length = 0usize;
+                    let mut first = true;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if first {
+                            path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                            first = false;
+                        } else if let Some(v) =
+                            line.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if path.contains("/proxy/") {
+                        let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n");
+                        let chunk = vec![b' '; 64 << 10];
+                        while out.write_all(&chunk).is_ok() {}
+                        return;
+                    }
+                    let (status, json) = if path.contains("/services/sealed-secrets-controller") {
+                        (
+                            "200 OK",
+                            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"sealed-secrets-controller","namespace":"kube-system"},"spec":{"ports":[{"name":"http","port":8080}]}}"#,
+                        )
+                    } else {
+                        (
+                            "404 Not Found",
+                            r#"{"apiVersion":"v1","kind":"Status","status":"Failure","message":"not found","reason":"NotFound","code":404}"#,
+                        )
+                    };
+                    let head = format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", json.len());
+                    if out
+                        .write_all(head.as_bytes())
+                        .and_then(|()| out.write_all(json.as_bytes()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_endless_answer_of_the_controller_stops_at_the_bound() {
+    let port = endless_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"),
+    )
+    .unwrap();
+    let sealed = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cmd/fixtures/ss-go.yaml");
+    let start = std::time::Instant::now();
+    let (code, stdout, stderr) = kseal(&[
+        "validate",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        sealed,
+    ]);
+    let took = start.elapsed();
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        one_line(&stderr)
+            .ends_with("larger than 16 MiB, the limit for an answer of the controller"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+}

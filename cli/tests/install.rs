@@ -100,7 +100,7 @@ fn default_manifests_golden_yaml() {
     golden("default.yaml", &out);
     // Every document parses; the default is Bitnami's layout.
     let docs = yaml_docs(&out);
-    assert_eq!(docs.len(), 15);
+    assert_eq!(docs.len(), 16);
     let d = find(&docs, "Deployment", "sealed-secrets-controller");
     assert_eq!(d["metadata"]["namespace"], "kube-system");
     assert_eq!(
@@ -275,6 +275,14 @@ fn bad_flag_values_are_one_line() {
     );
     one_line_error(&["--apply", "-o", "json"], "drop -o");
     one_line_error(
+        &["--network-policy-from", "10.0.0.1"],
+        "invalid --network-policy-from (value 1): give an IPv4 or IPv6 CIDR",
+    );
+    one_line_error(
+        &["--metrics-namespace-selector", "monitoring"],
+        "invalid --metrics-namespace-selector (pair 1): give key=value pairs",
+    );
+    one_line_error(
         &["--dry-run=server", "--apply", "--wait"],
         "drop one of them",
     );
@@ -322,4 +330,101 @@ current-context: c
         &["--apply", "--kubeconfig", "/nonexistent/kubeconfig"],
         "cannot read kubeconfig /nonexistent/kubeconfig",
     );
+}
+
+/// The rendered objects of `kseal install ARGS -o json`, and its stderr.
+fn items(args: &[&str]) -> (Vec<Value>, String) {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let out = kseal(&all);
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    (
+        list["items"].as_array().unwrap().clone(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn secret_delete_is_granted_only_with_old_gc_behavior() {
+    let unsealer = |items: &[Value]| find(items, "ClusterRole", "secrets-unsealer").clone();
+    let (plain, _) = items(&[]);
+    assert_eq!(
+        rules(&unsealer(&plain), "secrets"),
+        [(vec![], vec!["get", "list", "create", "update", "watch"])]
+    );
+    let (old_gc, _) = items(&["--old-gc-behavior"]);
+    assert_eq!(
+        rules(&unsealer(&old_gc), "secrets"),
+        [(
+            vec![],
+            vec!["get", "list", "create", "update", "watch", "delete"]
+        )]
+    );
+    let args = |items: &[Value]| {
+        let d = find(items, "Deployment", "sealed-secrets-controller");
+        d["spec"]["template"]["spec"]["containers"][0]["args"].clone()
+    };
+    assert!(!args(&plain).to_string().contains("--old-gc-behavior"));
+    assert!(args(&old_gc).to_string().contains("\"--old-gc-behavior\""));
+}
+
+#[test]
+fn the_network_policy_admits_the_proxy_cidrs_and_the_metrics_namespaces() {
+    // Default: on, metrics from the monitoring namespace, no CIDR for the HTTP port (and a
+    // note saying so on stderr; stdout stays the manifests).
+    let (default, stderr) = items(&[]);
+    let np = find(&default, "NetworkPolicy", "sealed-secrets-controller");
+    assert_eq!(np["metadata"]["namespace"], "kube-system");
+    assert_eq!(
+        np["spec"]["podSelector"],
+        serde_json::json!({"matchLabels": {"name": "sealed-secrets-controller"}})
+    );
+    assert_eq!(
+        np["spec"]["ingress"],
+        serde_json::json!([{
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            "ports": [{"port": 8081, "protocol": "TCP"}],
+        }])
+    );
+    assert!(
+        stderr.starts_with("kseal: note: the NetworkPolicy admits"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--network-policy-from CIDR"), "{stderr}");
+
+    let (named, stderr) = items(&[
+        "--name",
+        "kseal",
+        "-n",
+        "sealed",
+        "--network-policy-from",
+        "10.0.0.0/24,192.0.2.10/32",
+        "--network-policy-from",
+        "fd00::/64",
+        "--metrics-namespace-selector",
+        "team=observability",
+    ]);
+    assert_eq!(stderr, "");
+    let np = find(&named, "NetworkPolicy", "kseal");
+    assert_eq!(np["metadata"]["namespace"], "sealed");
+    assert_eq!(
+        np["spec"]["ingress"],
+        serde_json::json!([
+            {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "192.0.2.10/32"}},
+                      {"ipBlock": {"cidr": "fd00::/64"}}],
+             "ports": [{"port": 8080, "protocol": "TCP"}]},
+            {"from": [{"namespaceSelector": {"matchLabels": {"team": "observability"}}}],
+             "ports": [{"port": 8081, "protocol": "TCP"}]},
+        ])
+    );
+    // The ports are the container's.
+    let c = &find(&named, "Deployment", "kseal")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    assert_eq!(c["ports"][1]["containerPort"], 8081);
+
+    let (off, stderr) = items(&["--no-network-policy"]);
+    assert!(!off.iter().any(|o| o["kind"] == "NetworkPolicy"));
+    assert_eq!(stderr, "");
+    let out = kseal(&["--no-network-policy", "--network-policy-from", "10.0.0.0/8"]);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod hygiene;
 pub mod keyloop;
 pub mod keymanager;
 pub mod keys;

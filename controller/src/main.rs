@@ -4,12 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use kseal_controller::config::Flags;
-use kseal_controller::{app, logging};
+use kseal_controller::{app, hygiene, logging};
 use tokio_util::sync::CancellationToken;
 
 const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 fn main() -> ExitCode {
+    // Before anything is read; reported once logging is set up (never fatal).
+    let core_dumps = hygiene::disable_core_dumps();
     // clap exits 2 on a usage error, as pflag does.
     let flags = Flags::parse();
     if flags.version {
@@ -27,6 +29,14 @@ fn main() -> ExitCode {
         }
     };
     logging::init(&config.log_level, config.log_json, config.log_info_stdout);
+    match (&core_dumps.rlimit, &core_dumps.dumpable) {
+        (Ok(()), Ok(())) => tracing::debug!("core dumps disabled (RLIMIT_CORE 0, not dumpable)"),
+        (rlimit, dumpable) => tracing::debug!(
+            rlimit = ?rlimit.as_ref().err(),
+            dumpable = ?dumpable.as_ref().err(),
+            "core dumps not fully disabled"
+        ),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

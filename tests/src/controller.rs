@@ -266,6 +266,7 @@ pub struct ControllerBuilder {
     env: Vec<(String, String)>,
     wait_for_key: bool,
     netns: Option<NetnsPlacement>,
+    run_as: Option<u32>,
 }
 
 impl ControllerBuilder {
@@ -322,6 +323,13 @@ impl ControllerBuilder {
         self
     }
 
+    /// Run the process as user and group `uid` (the test must run as root), with a copy of
+    /// the identity's kubeconfig that user can read.
+    pub fn run_as(mut self, uid: u32) -> Self {
+        self.run_as = Some(uid);
+        self
+    }
+
     fn set_flag(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_owned);
         match self.flags.iter_mut().find(|(n, _)| n == name) {
@@ -373,6 +381,18 @@ impl ControllerBuilder {
             }
             None => identity.kubeconfig_path().to_owned(),
         };
+        let kubeconfig = match self.run_as {
+            // In the log directory, which that user may then traverse (not list).
+            Some(_) => {
+                use std::os::unix::fs::PermissionsExt as _;
+                let path = dir.path().join("kubeconfig");
+                std::fs::copy(&kubeconfig, &path).context("copying the kubeconfig")?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+                path
+            }
+            None => kubeconfig,
+        };
         let mut args: Vec<String> = vec![
             "--kubeconfig".into(),
             kubeconfig.display().to_string(),
@@ -415,6 +435,7 @@ impl ControllerBuilder {
             env: self.env,
             wait_for_key: self.wait_for_key,
             netns: self.netns,
+            run_as: self.run_as,
             child: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -439,6 +460,7 @@ pub struct Controller {
     env: Vec<(String, String)>,
     wait_for_key: bool,
     netns: Option<NetnsPlacement>,
+    run_as: Option<u32>,
     child: Option<Child>,
     http_addr: SocketAddr,
     metrics_addr: SocketAddr,
@@ -474,6 +496,7 @@ impl Controller {
             env: Vec::new(),
             wait_for_key: true,
             netns: None,
+            run_as: None,
         }
     }
 
@@ -676,6 +699,11 @@ impl Controller {
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr));
+        if let Some(uid) = self.run_as {
+            use std::os::unix::process::CommandExt as _;
+            // std drops the supplementary groups when root changes user.
+            command.uid(uid).gid(uid);
+        }
         // Settings from the test's environment must not leak into the controller.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("SEALED_SECRETS_") {

@@ -102,7 +102,10 @@ async fn api_for(ns: &TestNamespace, obj: &Value) -> Result<Api<DynamicObject>> 
     {
         api_version = "policy/v1beta1".into();
     }
-    let plural = format!("{}s", kind.to_ascii_lowercase());
+    let plural = match kind {
+        "NetworkPolicy" => "networkpolicies".to_owned(),
+        _ => format!("{}s", kind.to_ascii_lowercase()),
+    };
     let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
     let ar = ApiResource {
         group: group.to_owned(),
@@ -138,39 +141,71 @@ async fn adopt_cluster_objects(ns: &TestNamespace, objects: &[Value]) -> Result<
     Ok(())
 }
 
+/// The flag sets whose manifests must pass the server-side dry run: the default, every
+/// NetworkPolicy and RBAC option, and none (one replica: no PodDisruptionBudget).
+const VARIANTS: &[&[&str]] = &[
+    &[],
+    &[
+        "--old-gc-behavior",
+        "--network-policy-from",
+        "10.0.0.0/8,192.0.2.7/32",
+        "--network-policy-from",
+        "fd00::/64",
+        "--metrics-namespace-selector",
+        "team=observability,kubernetes.io/metadata.name=monitoring",
+    ],
+    &["--metrics-namespace-selector", ""],
+    &["--no-network-policy", "--replicas", "1"],
+];
+
 #[tokio::test]
 async fn server_side_dry_run_is_clean_and_persists_nothing() -> Result<()> {
     let ns = TestNamespace::new("install-dry").await?;
     let name = ns.name().to_owned();
-    let args = ["--namespace", ns.name(), "--name", &name, "--image", IMAGE];
-    let objects = rendered(&args).await?;
-
-    let mut dry = args.to_vec();
-    dry.push("--dry-run=server");
-    let run = install(&dry).await?;
-    succeeded(&run, "kseal install --dry-run=server")?;
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    ensure!(
-        lines.len() == objects.len()
-            && lines
-                .iter()
-                .all(|l| l.ends_with(" serverside-applied (server dry run)")),
-        "one dry-run line per object expected:\n{}",
-        run.stdout
-    );
-
-    // Nothing was created (the CRD may exist: other tests install it).
-    for obj in objects
-        .iter()
-        .filter(|o| o["kind"] != "CustomResourceDefinition")
-    {
-        let name = obj["metadata"]["name"].as_str().context("name")?;
-        let found = api_for(&ns, obj).await?.get_opt(name).await?;
+    for variant in VARIANTS {
+        let mut args = vec!["--namespace", ns.name(), "--name", &name, "--image", IMAGE];
+        args.extend_from_slice(variant);
+        let objects = rendered(&args).await?;
+        let np = objects.iter().any(|o| o["kind"] == "NetworkPolicy");
         ensure!(
-            found.is_none(),
-            "the dry run created {} {name}",
-            obj["kind"]
+            np != variant.contains(&"--no-network-policy"),
+            "{variant:?}: NetworkPolicy rendered: {np}"
         );
+
+        let mut dry = args.clone();
+        dry.push("--dry-run=server");
+        let run = install(&dry).await?;
+        succeeded(&run, &format!("kseal install --dry-run=server {variant:?}"))?;
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        ensure!(
+            lines.len() == objects.len()
+                && lines
+                    .iter()
+                    .all(|l| l.ends_with(" serverside-applied (server dry run)")),
+            "{variant:?}: one dry-run line per object expected:\n{}",
+            run.stdout
+        );
+        ensure!(
+            !np || lines
+                .iter()
+                .any(|l| l.starts_with("networkpolicy.networking.k8s.io/")),
+            "{variant:?}: no dry-run line for the NetworkPolicy:\n{}",
+            run.stdout
+        );
+
+        // Nothing was created (the CRD may exist: other tests install it).
+        for obj in objects
+            .iter()
+            .filter(|o| o["kind"] != "CustomResourceDefinition")
+        {
+            let oname = obj["metadata"]["name"].as_str().context("name")?;
+            let found = api_for(&ns, obj).await?.get_opt(oname).await?;
+            ensure!(
+                found.is_none(),
+                "{variant:?}: the dry run created {} {oname}",
+                obj["kind"]
+            );
+        }
     }
     ns.cleanup().await
 }
@@ -237,6 +272,34 @@ async fn apply_creates_every_object_and_is_idempotent() -> Result<()> {
         "ClusterRoleBinding subject {subject:?}"
     );
 
+    // The NetworkPolicy as served: metrics from the monitoring namespace, nothing else.
+    let np = api_for(&ns, find_kind(&objects, "NetworkPolicy")?)
+        .await?
+        .get(&name)
+        .await?;
+    ensure!(
+        np.data["spec"]["podSelector"] == json!({"matchLabels": {"name": name}})
+            && np.data["spec"]["ingress"]
+                == json!([{
+                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                    "ports": [{"port": 8081, "protocol": "TCP"}],
+                }]),
+        "NetworkPolicy spec {}",
+        np.data["spec"]
+    );
+    ensure!(
+        run.stderr.contains("--network-policy-from CIDR"),
+        "no note about the HTTP port: {}",
+        run.stderr
+    );
+    let unsealer = format!("{name}-secrets-unsealer");
+    ensure!(
+        !secret_verbs(&ns, &unsealer)
+            .await?
+            .contains(&"delete".to_owned()),
+        "ClusterRole {unsealer} grants Secret delete without --old-gc-behavior"
+    );
+
     // Again: nothing changes (the same generation: the spec is the same).
     let run = install(&args).await?;
     succeeded(&run, "the second kseal install --apply")?;
@@ -248,7 +311,58 @@ async fn apply_creates_every_object_and_is_idempotent() -> Result<()> {
         before.metadata.generation,
         after.metadata.generation
     );
+
+    // --old-gc-behavior adds Secret delete and the controller's flag; applying without it
+    // again takes both away (server-side apply drops what the manager no longer sets).
+    for old_gc in [true, false] {
+        let mut again = args.to_vec();
+        if old_gc {
+            again.push("--old-gc-behavior");
+        }
+        let run = install(&again).await?;
+        succeeded(&run, &format!("kseal install --apply (old gc: {old_gc})"))?;
+        let verbs = secret_verbs(&ns, &unsealer).await?;
+        ensure!(
+            verbs.contains(&"delete".to_owned()) == old_gc,
+            "old gc {old_gc}: Secret verbs {verbs:?}"
+        );
+        let d = deployments.get(&name).await?;
+        let container_args = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].args.clone().unwrap_or_default())
+            .unwrap_or_default();
+        ensure!(
+            container_args.iter().any(|a| a == "--old-gc-behavior") == old_gc,
+            "old gc {old_gc}: args {container_args:?}"
+        );
+    }
     ns.cleanup().await
+}
+
+/// The first rendered object of `kind`.
+fn find_kind<'a>(objects: &'a [Value], kind: &str) -> Result<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .with_context(|| format!("no {kind} rendered"))
+}
+
+/// The verbs of ClusterRole `name`'s rules on all Secrets, as the API server serves them.
+async fn secret_verbs(ns: &TestNamespace, name: &str) -> Result<Vec<String>> {
+    let role = Api::<ClusterRole>::all(ns.client().clone())
+        .get(name)
+        .await?;
+    Ok(role
+        .rules
+        .iter()
+        .flatten()
+        .filter(|r| {
+            r.resources.iter().flatten().any(|x| x == "secrets")
+                && r.resource_names.as_ref().is_none_or(Vec::is_empty)
+        })
+        .flat_map(|r| r.verbs.clone())
+        .collect())
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
@@ -510,6 +624,24 @@ async fn install_over_a_bitnami_install_upgrades_in_place_and_keeps_its_keys() -
         "Role sealed-secrets-key-admin has no Lease rule: {:?}",
         key_admin.rules
     );
+    // Bitnami's Secret delete is gone (only --old-gc-behavior needs it), and the
+    // NetworkPolicy now guards the pods.
+    let verbs = secret_verbs(&ns, "secrets-unsealer").await?;
+    ensure!(
+        !verbs.contains(&"delete".to_owned()),
+        "ClusterRole secrets-unsealer still grants Secret delete: {verbs:?}"
+    );
+    let np_ar = ApiResource {
+        group: "networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "networking.k8s.io/v1".into(),
+        kind: "NetworkPolicy".into(),
+        plural: "networkpolicies".into(),
+    };
+    Api::<DynamicObject>::namespaced_with(client.clone(), ns.name(), &np_ar)
+        .get("sealed-secrets-controller")
+        .await
+        .context("the NetworkPolicy sealed-secrets-controller")?;
     let binding = Api::<ClusterRoleBinding>::all(client.clone())
         .get("sealed-secrets-controller")
         .await?;

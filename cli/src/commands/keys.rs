@@ -276,9 +276,8 @@ async fn backup(c: &Controller, out: &std::path::Path, force: bool) -> Result<Ex
 }
 
 async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?,
-    );
+    let bytes = crate::io::read_file(file, crate::io::KEY_FILE)
+        .with_context(|| format!("cannot read {}", file.display()))?;
     let docs = super::docs::parse_stream(&bytes, &file.display().to_string())?;
     let mut secrets = Vec::new();
     for d in docs {
@@ -450,16 +449,16 @@ pub fn run(args: KeysArgs) -> Result<ExitCode> {
 /// `kseal rotate DIR…`: renew, wait for the new key, re-encrypt the files.
 pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
     // Bad paths fail before a key is renewed.
-    super::files::collect(&args.paths)?;
+    let found = super::files::collect(&args.paths, args.walk.options())?;
     let summary = block_on(async {
         let c = Controller::connect(&args.cluster).await?;
         let fp = renew(&c, Some(Duration::from_secs(args.timeout))).await?;
         eprintln!("new sealing key {fp}; re-encrypting");
-        super::reencrypt::reencrypt(&c, &args.paths, false).await
+        super::reencrypt::reencrypt(&c, &found, false).await
     })??;
-    Ok(ExitCode::from(if summary.failed > 0 {
+    Ok(ExitCode::from(found.exit_code(if summary.failed > 0 {
         crate::EXIT_FAILED
     } else {
         crate::EXIT_OK
-    }))
+    })))
 }

@@ -29,19 +29,17 @@ pub struct Summary {
     pub skipped: usize,
 }
 
-/// Re-encrypts `paths` through the controller; prints one line per file and a summary.
-pub async fn reencrypt(
-    c: &Controller,
-    paths: &[std::path::PathBuf],
-    dry_run: bool,
-) -> Result<Summary> {
+/// Re-encrypts the files `files::collect` found through the controller; prints one line per
+/// file and a summary.
+pub async fn reencrypt(c: &Controller, found: &files::Walk, dry_run: bool) -> Result<Summary> {
     let newest = Certificate::from_pem(&c.certificate().await?)
         .context("cannot use the cluster's certificate")?
         .fingerprint()
         .clone();
     let mut summary = Summary::default();
-    for path in files::collect(paths)? {
-        match reencrypt_file(c, &path, &newest, dry_run).await {
+    for f in found.files() {
+        let path = f.path();
+        match reencrypt_file(c, f, &newest, dry_run).await {
             Ok(None) => summary.skipped += 1,
             Ok(Some(0)) => {
                 summary.unchanged += 1;
@@ -77,11 +75,11 @@ fn up_to_date(ss: &SealedSecret, newest: &kseal_crypto::Fingerprint) -> bool {
 /// `Ok(None)`: no SealedSecret in the file; `Ok(Some(n))`: n SealedSecrets rewritten.
 async fn reencrypt_file(
     c: &Controller,
-    path: &Path,
+    found: &files::Found,
     newest: &kseal_crypto::Fingerprint,
     dry_run: bool,
 ) -> Result<Option<usize>> {
-    let f = files::read(path)?;
+    let f = files::read(found)?;
     if f.sealed.is_empty() {
         return Ok(None);
     }
@@ -151,8 +149,9 @@ async fn reencrypt_file(
         changed += 1;
     }
     if changed > 0 && !dry_run {
-        let mode = file_mode(path);
-        crate::io::write_atomic(path, text.as_bytes(), mode)?;
+        let target = write_target(found.path())?;
+        let mode = file_mode(&target);
+        crate::io::write_atomic(&target, text.as_bytes(), mode)?;
     }
     Ok(Some(changed))
 }
@@ -194,6 +193,23 @@ fn updated_records(ss: &SealedSecret, rotated: &SealedSecret) -> Option<String> 
     Some(format_records(&new)).filter(|_| new != old)
 }
 
+/// Where a rewritten file goes: the file itself, through any symlinks (a symlink stays a
+/// symlink); only a regular file is rewritten.
+fn write_target(path: &Path) -> Result<std::path::PathBuf> {
+    let target = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot rewrite {}", path.display()))?;
+    let meta =
+        std::fs::metadata(&target).with_context(|| format!("cannot rewrite {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "cannot rewrite {}: it is {}, not a regular file",
+            path.display(),
+            crate::io::kind_of(&meta.file_type())
+        );
+    }
+    Ok(target)
+}
+
 fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path)
@@ -205,22 +221,28 @@ fn file_mode(path: &Path) -> u32 {
 pub fn run_paths(
     cluster: &ClusterArgs,
     paths: &[std::path::PathBuf],
+    walk: files::WalkOptions,
     dry_run: bool,
 ) -> Result<ExitCode> {
-    files::collect(paths)?; // bad paths fail before the cluster is contacted
+    let found = files::collect(paths, walk)?; // bad paths fail before the cluster is contacted
     let summary = block_on(async {
         let c = Controller::connect(cluster).await?;
-        reencrypt(&c, paths, dry_run).await
+        reencrypt(&c, &found, dry_run).await
     })??;
-    Ok(ExitCode::from(if summary.failed > 0 {
+    Ok(ExitCode::from(found.exit_code(if summary.failed > 0 {
         crate::EXIT_FAILED
     } else {
         crate::EXIT_OK
-    }))
+    })))
 }
 
 pub fn run(args: ReencryptArgs) -> Result<ExitCode> {
-    run_paths(&args.cluster, &args.paths, args.dry_run)
+    run_paths(
+        &args.cluster,
+        &args.paths,
+        args.walk.options(),
+        args.dry_run,
+    )
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
     if args.raw {
         return run_raw(&args, &chosen);
     }
-    let input = read_input(args.file.as_deref(), TTY_HINT)?;
+    let input = read_input(args.file.as_deref(), TTY_HINT, crate::io::MANIFEST)?;
     let default_ns = default_namespace(&args.cluster);
     let docs = docs::parse_stream(&input.bytes, &input.name)?;
     if docs.is_empty() {
@@ -285,11 +285,10 @@ fn run_raw(args: &SealArgs, chosen: &Chosen) -> Result<ExitCode> {
         Some(spec) => {
             // `[key=]path`: the key names an item in kubectl; a raw value has none.
             let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
-            zeroize::Zeroizing::new(
-                std::fs::read(path).with_context(|| format!("cannot read {path}"))?,
-            )
+            crate::io::read_file(std::path::Path::new(path), crate::io::RAW_VALUE)
+                .with_context(|| format!("cannot read {path}"))?
         }
-        None => zeroize::Zeroizing::new(read_input(None, TTY_HINT_RAW)?.bytes),
+        None => read_input(None, TTY_HINT_RAW, crate::io::RAW_VALUE)?.bytes,
     };
     let scope = args
         .scope
@@ -342,8 +341,7 @@ pub(crate) mod merge {
             );
         }
         let tname = target.display().to_string();
-        let text =
-            std::fs::read_to_string(target).with_context(|| format!("cannot read {tname}"))?;
+        let text = crate::io::read_text(target, crate::io::MANIFEST, &tname)?;
         let tdocs = docs::parse_stream(text.as_bytes(), &tname)?;
         let [tdoc] = tdocs.as_slice() else {
             bail!(

@@ -16,10 +16,8 @@ use crate::io::{read_input, Output};
 pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     let mut keyring = Keyring::new();
     for path in &args.keys {
-        let bytes = zeroize::Zeroizing::new(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read key file {}", path.display()))?,
-        );
+        let bytes = crate::io::read_file(path, crate::io::KEY_FILE)
+            .with_context(|| format!("cannot read key file {}", path.display()))?;
         let keys = parse_key_file(&bytes)
             .with_context(|| format!("cannot read keys from {}", path.display()))?;
         for k in keys {
@@ -27,10 +25,11 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
         }
     }
     for path in &args.identities {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read age identity file {}", path.display()))?,
-        );
+        let text = crate::io::read_text(
+            path,
+            crate::io::IDENTITY_FILE,
+            &format!("age identity file {}", path.display()),
+        )?;
         let ids = AgeIdentity::parse_identity_file(&text)
             .with_context(|| format!("cannot read age identities from {}", path.display()))?;
         for id in ids {
@@ -41,6 +40,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     let input = read_input(
         args.file.as_deref(),
         "(tty detected: expecting json/yaml k8s resource in stdin)",
+        crate::io::MANIFEST,
     )?;
     let docs = docs::parse_stream(&input.bytes, &input.name)?;
     if docs.is_empty() {

@@ -47,12 +47,13 @@ async fn failing_items(c: &Controller, ss: &SealedSecret) -> Result<Vec<String>>
 }
 
 pub fn run(args: ValidateArgs) -> Result<ExitCode> {
-    let paths = files::collect(&args.paths)?;
+    let paths = files::collect(&args.paths, args.walk.options())?;
     let verdicts = block_on(async {
         let c = Controller::connect(&args.cluster).await?;
         let mut out = Vec::new();
-        for path in &paths {
-            let f = files::read(path)?;
+        for found in paths.files() {
+            let path = found.path();
+            let f = files::read(found)?;
             for (_, ss) in &f.sealed {
                 let ok = c.verify(json(ss)?).await?;
                 let failed_items = if ok {
@@ -104,9 +105,9 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
     if verdicts.is_empty() {
         anyhow::bail!("no SealedSecrets found in the given files");
     }
-    Ok(ExitCode::from(if failed > 0 {
+    Ok(ExitCode::from(paths.exit_code(if failed > 0 {
         crate::EXIT_FAILED
     } else {
         crate::EXIT_OK
-    }))
+    })))
 }

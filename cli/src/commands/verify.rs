@@ -631,7 +631,7 @@ fn entry(file: &str, document: usize, ss: SealedSecret) -> Entry {
 }
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let paths = files::collect(&args.paths)?;
+    let paths = files::collect(&args.paths, args.walk.options())?;
     let flags = KeySet::from_flags(&args)?;
     let explicit_config = match (&args.config, flags.is_empty()) {
         (Some(p), true) => Some(Config::load(p)?),
@@ -647,8 +647,9 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let mut entries = Vec::new();
     let mut keysets = Vec::new();
     let mut summary = Summary::default();
-    for path in &paths {
-        let f = files::read(path)?;
+    for found in paths.files() {
+        let path = found.path();
+        let f = files::read(found)?;
         if f.sealed.is_empty() {
             continue;
         }
@@ -710,11 +711,11 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::from(if summary.failed > 0 {
+    Ok(ExitCode::from(paths.exit_code(if summary.failed > 0 {
         crate::EXIT_FAILED
     } else {
         crate::EXIT_OK
-    }))
+    })))
 }
 
 /// The report of every item of `entries`, each checked against its key set (`keysets[i]` for

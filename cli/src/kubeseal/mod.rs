@@ -19,7 +19,7 @@ mod client;
 mod flags;
 
 use std::ffi::OsString;
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -39,7 +39,7 @@ pub use self::{client::request_timeout, flags::parse as parse_flags, flags::Pars
 use crate::cli::Format;
 use crate::cluster::{block_on, default_namespace, Controller};
 use crate::commands::docs::{self, Doc};
-use crate::io::Output;
+use crate::io::{Limit, Output, ReadError};
 
 const TTY_HINT: &str = "(tty detected: expecting json/yaml k8s resource in stdin)";
 const TTY_HINT_RAW: &str = "(tty detected: expecting a secret to encrypt in stdin)";
@@ -125,18 +125,26 @@ impl Input {
     fn read(self) -> Result<(String, Zeroizing<Vec<u8>>)> {
         match self {
             Input::File { name, bytes } => Ok((name, bytes)),
-            Input::Stdin => Ok(("<stdin>".into(), read_stdin()?)),
+            Input::Stdin => Ok(("<stdin>".into(), read_stdin(crate::io::MANIFEST)?)),
         }
     }
 }
 
-fn read_stdin() -> Result<Zeroizing<Vec<u8>>> {
-    let mut bytes = Zeroizing::new(Vec::new());
-    std::io::stdin()
-        .lock()
-        .read_to_end(&mut bytes)
-        .map_err(|e| anyhow!("read /dev/stdin: {}", go_errno(&e)))?;
-    Ok(bytes)
+/// Stdin, at most `limit` (see [`crate::io`]).
+fn read_stdin(limit: Limit) -> Result<Zeroizing<Vec<u8>>> {
+    crate::io::read_stdin(limit).map_err(|e| match e {
+        ReadError::Io(e) => anyhow!("read /dev/stdin: {}", go_errno(&e)),
+        other => anyhow!("read /dev/stdin: {other}"),
+    })
+}
+
+/// A file, at most `limit` (see [`crate::io`]), with Go's error text:
+/// `open <path>: no such file or directory`.
+fn read_path(path: &str, limit: Limit) -> Result<Zeroizing<Vec<u8>>> {
+    crate::io::read_file(Path::new(path), limit).map_err(|e| match e {
+        ReadError::Io(e) => path_error("open", path, &e),
+        other => anyhow!("read {path}: {other}"),
+    })
 }
 
 /// Go's text of an OS error: `no such file or directory`, `permission denied`, ...
@@ -178,10 +186,14 @@ fn run(mut f: Flags) -> Result<()> {
         bail!("--from-file requires --raw");
     }
     let input = if !f.input_file.is_empty() {
-        let bytes = Zeroizing::new(
-            std::fs::read(&f.input_file)
-                .map_err(|_| anyhow!("Could not read file specified with --secret-file"))?,
-        );
+        let bytes = crate::io::read_file(Path::new(&f.input_file), crate::io::MANIFEST).map_err(
+            |e| match e {
+                ReadError::TooLarge(_) => {
+                    anyhow!("Could not read file specified with --secret-file: {e}")
+                }
+                _ => anyhow!("Could not read file specified with --secret-file"),
+            },
+        )?;
         Input::File {
             name: f.input_file.clone(),
             bytes,
@@ -282,7 +294,7 @@ fn url_scheme(s: &str) -> &str {
 fn open_cert_local(src: &str) -> Result<Vec<u8>> {
     let scheme = url_scheme(src);
     if scheme.len() <= 1 {
-        return std::fs::read(src).map_err(|e| path_error("open", src, &e));
+        return Ok(read_path(src, crate::io::CERTIFICATE)?.to_vec());
     }
     match scheme.to_ascii_lowercase().as_str() {
         "http" | "https" => fetch_url(src),
@@ -304,9 +316,9 @@ fn fetch_file_url(url: &str) -> Result<Vec<u8>> {
     };
     let path = path.split(['?', '#']).next().unwrap_or(path);
     let path = percent_decode(path);
-    match std::fs::read(&path) {
-        Ok(b) => Ok(b),
-        Err(e) => {
+    match crate::io::read_file(Path::new(&path), crate::io::CERTIFICATE) {
+        Ok(b) => Ok(b.to_vec()),
+        Err(ReadError::Io(e)) => {
             let status = match e.kind() {
                 std::io::ErrorKind::NotFound => "404 Not Found",
                 std::io::ErrorKind::PermissionDenied => "403 Forbidden",
@@ -314,6 +326,7 @@ fn fetch_file_url(url: &str) -> Result<Vec<u8>> {
             };
             bail!("cannot fetch {}: {status}", flags::go_quote(url))
         }
+        Err(e) => bail!("cannot fetch {}: {e}", flags::go_quote(url)),
     }
 }
 
@@ -353,10 +366,7 @@ fn fetch_url(url: &str) -> Result<Vec<u8>> {
             status.canonical_reason().unwrap_or("")
         );
     }
-    resp.body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_vec()
+    crate::io::read_url_body(resp.body_mut(), crate::io::CERTIFICATE)
         .map_err(|e| anyhow!("Get {}: {e}", flags::go_quote(url)))
 }
 
@@ -467,12 +477,12 @@ fn raw(f: &Flags, cert: &Certificate, out: &mut Vec<u8>) -> Result<()> {
         }
         // `[key=]path`: the key names an item in kubectl; a raw value has none.
         let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
-        Zeroizing::new(std::fs::read(path).map_err(|e| path_error("open", path, &e))?)
+        read_path(path, crate::io::RAW_VALUE)?
     } else {
         if std::io::stdin().is_terminal() {
             eprintln!("{TTY_HINT_RAW}");
         }
-        read_stdin()?
+        read_stdin(crate::io::RAW_VALUE)?
     };
     let blob = kseal_crypto::seal(
         cert.public_key(),
@@ -488,7 +498,7 @@ fn raw(f: &Flags, cert: &Certificate, out: &mut Vec<u8>) -> Result<()> {
 /// kubeseal does: JSON unless `-o yaml`, whatever the file's extension).
 fn merge_into(f: &Flags, input: Input, cert: &Certificate) -> Result<()> {
     let target = f.merge_into.as_str();
-    let text = std::fs::read(target).map_err(|e| path_error("open", target, &e))?;
+    let text = read_path(target, crate::io::MANIFEST)?;
     let tdocs = docs::parse_stream(&text, target)?;
     let tdoc = tdocs
         .first()
@@ -611,7 +621,7 @@ fn merge_into(f: &Flags, input: Input, cert: &Certificate) -> Result<()> {
 fn recovery_unseal(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
     let mut keyring = Keyring::new();
     for path in &f.recovery_keys {
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| path_error("open", path, &e))?);
+        let bytes = read_path(path, crate::io::KEY_FILE)?;
         for k in kseal_crypto::keyfile::parse_key_file(&bytes)? {
             keyring.insert(k.key);
         }
