@@ -3,7 +3,8 @@
 # and findings per target. See docs/fuzzing.md.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]     every target (or the ones named), SECONDS each (default 60)
-#   fuzz/run.sh --smoke [TARGET...]       CI: KSEAL_FUZZ_SMOKE_SECONDS each (default 20)
+#   fuzz/run.sh --smoke [TARGET...]       CI: deterministic, KSEAL_FUZZ_SMOKE_RUNS inputs each
+#                                         (default 20000) from the committed seeds, fixed seed
 #   fuzz/run.sh --list                    the targets
 #
 # Exit status 1 when any target found a crash, a timeout or an out-of-memory; the inputs are in
@@ -53,7 +54,7 @@ case "${1:-}" in
     ;;
   --smoke)
     smoke=true
-    seconds=${KSEAL_FUZZ_SMOKE_SECONDS:-20}
+    smoke_runs=${KSEAL_FUZZ_SMOKE_RUNS:-20000}
     shift
     ;;
   '' | *[!0-9]*) ;;
@@ -112,28 +113,58 @@ for t in "${selected[@]}"; do
   before=$(find "$artifacts" -type f | wc -l)
   seeds=("seeds/$t")
   [ -d "seeds-extra/$t" ] && seeds+=("seeds-extra/$t")
-  args=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
-    -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout="$timeout"
-    -rss_limit_mb="$rss_mb" -artifact_prefix="$artifacts/" -print_final_stats=1)
+  [ -d "regressions/$t" ] && seeds+=("regressions/$t")
   d=$(dict "$t")
-  [ -n "$d" ] && args+=(-dict="$d")
-  echo "==> $t: ${seconds}s" >&2
-  start=$(date +%s)
-  # libFuzzer's exit status is not a verdict in fork mode: the counters below are.
-  nice -n "$niceness" "$bin_dir/$t" "${args[@]}" "$corpus" "${seeds[@]}" >"logs/$t.log" 2>&1 || true
-  wall=$(($(date +%s) - start))
-  # Fork mode's status lines: "#N: cov: C ft: F corp: K exec/s: E oom/timeout/crash: O/T/X time: Ss job: J ..."
-  last=$(grep -E '^#[0-9]+: cov:' "logs/$t.log" | tail -n 1 || true)
-  execs=$(sed -nE 's/^#([0-9]+):.*/\1/p' <<<"$last")
-  cov=$(sed -nE 's/.* cov: ([0-9]+) .*/\1/p' <<<"$last")
-  read -r ooms timeouts crashes < <(sed -nE 's#.*oom/timeout/crash: ([0-9]+)/([0-9]+)/([0-9]+).*#\1 \2 \3#p' <<<"$last") || true
+  if $smoke; then
+    # Deterministic: one process, a fixed seed and number of inputs, the committed seeds only
+    # (a scratch corpus, not the one earlier long runs grew), so the same commit gives the same
+    # verdict on every machine. A finding stops the run and exits non-zero.
+    scratch=$(mktemp -d)
+    args=(-seed=1 -runs="$smoke_runs" -max_len="$(max_len "$t")" -timeout="$timeout"
+      -rss_limit_mb="$rss_mb" -artifact_prefix="$artifacts/" -print_final_stats=1)
+    [ -n "$d" ] && args+=(-dict="$d")
+    echo "==> $t: $smoke_runs inputs (smoke)" >&2
+    start=$(date +%s)
+    status=0
+    nice -n "$niceness" "$bin_dir/$t" "${args[@]}" "$scratch" "${seeds[@]}" >"logs/$t.log" 2>&1 || status=$?
+    wall=$(($(date +%s) - start))
+    rm -rf "$scratch"
+    execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "logs/$t.log" | tail -n 1)
+    cov=$(grep -E '^#[0-9]+' "logs/$t.log" | sed -nE 's/.* cov: ([0-9]+) .*/\1/p' | tail -n 1)
+    ooms=0 timeouts=0 crashes=0
+    if [ "$status" -ne 0 ]; then
+      if grep -q 'ERROR: libFuzzer: timeout' "logs/$t.log"; then
+        timeouts=1
+      elif grep -q 'ERROR: libFuzzer: out-of-memory' "logs/$t.log"; then
+        ooms=1
+      else
+        crashes=1
+      fi
+      tail -n 30 "logs/$t.log" >&2
+    fi
+  else
+    args=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+      -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout="$timeout"
+      -rss_limit_mb="$rss_mb" -artifact_prefix="$artifacts/" -print_final_stats=1)
+    [ -n "$d" ] && args+=(-dict="$d")
+    echo "==> $t: ${seconds}s" >&2
+    start=$(date +%s)
+    # libFuzzer's exit status is not a verdict in fork mode: the counters below are.
+    nice -n "$niceness" "$bin_dir/$t" "${args[@]}" "$corpus" "${seeds[@]}" >"logs/$t.log" 2>&1 || true
+    wall=$(($(date +%s) - start))
+    # Fork mode's status lines: "#N: cov: C ft: F corp: K exec/s: E oom/timeout/crash: O/T/X time: Ss job: J ..."
+    last=$(grep -E '^#[0-9]+: cov:' "logs/$t.log" | tail -n 1 || true)
+    execs=$(sed -nE 's/^#([0-9]+):.*/\1/p' <<<"$last")
+    cov=$(sed -nE 's/.* cov: ([0-9]+) .*/\1/p' <<<"$last")
+    read -r ooms timeouts crashes < <(sed -nE 's#.*oom/timeout/crash: ([0-9]+)/([0-9]+)/([0-9]+).*#\1 \2 \3#p' <<<"$last") || true
+    if [ -z "$last" ] && ! grep -q 'INFO: exiting' "logs/$t.log"; then
+      echo "fuzz/run.sh: $t did not run; see fuzz/logs/$t.log" >&2
+      tail -n 20 "logs/$t.log" >&2
+      crashes=1
+    fi
+  fi
   new=$(($(find "$artifacts" -type f | wc -l) - before))
   ooms=${ooms:-0} timeouts=${timeouts:-0} crashes=${crashes:-0}
-  if [ -z "$last" ] && ! grep -q 'INFO: exiting' "logs/$t.log"; then
-    echo "fuzz/run.sh: $t did not run; see fuzz/logs/$t.log" >&2
-    tail -n 20 "logs/$t.log" >&2
-    crashes=1
-  fi
   if [ $((ooms + timeouts + crashes + new)) -gt 0 ]; then
     found=1
   fi

@@ -60,6 +60,12 @@ pub fn render_all(
     templates: &BTreeMap<String, String>,
     items: &Items,
 ) -> Result<BTreeMap<String, SecretBytes>, Error> {
+    // Every template is parsed before any is rendered, so a syntax error is reported the same
+    // whatever the values are (an earlier template failing on a value must not hide it).
+    for (key, src) in templates {
+        check(src)
+            .map_err(|e| Error::Template(format!("cannot render template data[{key:?}]: {e}")))?;
+    }
     let mut budget = Budget::new(MAX_TEMPLATE_WORK_BYTES);
     let mut out = BTreeMap::new();
     let mut total = 0usize;
@@ -259,6 +265,9 @@ fn render_with(
     items: &Items,
     budget: &mut Budget,
 ) -> Result<Zeroizing<String>, TemplateError> {
+    // Parse the whole source first, as Go's text/template does (Parse, then Execute): a syntax
+    // error late in the source is reported whatever the values make of the actions before it.
+    check(src)?;
     let mut out = Zeroizing::new(String::new());
     let push = |out: &mut Zeroizing<String>, s: &str, at: usize| {
         if out.len() + s.len() > MAX_RENDERED_BYTES {
@@ -1072,6 +1081,23 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), SecretBytes::from_slice(v.as_bytes())))
             .collect()
+    }
+
+    /// The whole source is parsed before anything is rendered: a syntax error is reported
+    /// whatever an earlier action makes of a value (found by the `template` fuzz target).
+    #[test]
+    fn syntax_errors_come_before_rendering() {
+        let src = "{{ b64dec .user }}{{ .user * }}";
+        assert_eq!(
+            r(src).unwrap_err(),
+            "line 1, column 28: unexpected character"
+        );
+        let t = BTreeMap::from([
+            ("a".to_string(), "{{ b64dec .user }}".to_string()),
+            ("b".to_string(), "{{ ( }}".to_string()),
+        ]);
+        let e = render_all(&t, &items()).unwrap_err().to_string();
+        assert!(e.contains(r#"data["b"]"#), "{e}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! Nothing here re-implements kseal: every target calls the library function production uses.
 
+pub mod template_oracle;
+
 use std::sync::{Arc, OnceLock};
 
 use kseal_crypto::{AgeIdentity, AgeRecipient, Certificate, Keyring, PrivateKey};

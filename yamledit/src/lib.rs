@@ -194,6 +194,24 @@ impl<'a> Stream<'a> {
     ///
     /// [`Error::Syntax`] when the text is not valid YAML.
     pub fn parse(text: &'a str) -> Result<Self, Error> {
+        // YAML takes a lone carriage return as a line break; the editor's line arithmetic
+        // knows `\n` and `\r\n` only, so such text is refused rather than mis-edited (found by
+        // the `yamledit` fuzz target).
+        let bytes = text.as_bytes();
+        if let Some(at) =
+            (0..bytes.len()).find(|&i| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n'))
+        {
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            return Err(Error::Syntax {
+                line,
+                column,
+                message:
+                    "a carriage return without a line feed (old Mac line ending) is not supported"
+                        .into(),
+            });
+        }
         Ok(Stream {
             text,
             docs: tree::parse(text)?,

@@ -269,3 +269,16 @@ fn unterminated_blank_block_scalars() {
         "unsupported layout at 1:3: no `:` after the key"
     );
 }
+
+/// A lone carriage return is a line break to YAML but not to the editor: refused, with where
+/// (found by the `yamledit` fuzz target, `fuzz/regressions/yamledit/`).
+#[test]
+fn lone_carriage_return_is_refused() {
+    let e = kseal_yamledit::Stream::parse("a: b\nc: d\r  e: f\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid YAML at 2:5: a carriage return without a line feed (old Mac line ending) is not supported"
+    );
+    // CRLF line endings still parse.
+    assert!(kseal_yamledit::Stream::parse("a: b\r\nc: d\r\n").is_ok());
+}

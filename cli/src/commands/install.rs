@@ -66,7 +66,11 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
         let client = client(&cluster).await?;
         // Without --network-policy-from, admit the addresses the API server advertises (the
         // Endpoints of default/kubernetes): its service proxy connects from there.
-        if let Some(np) = target.network_policy.as_mut().filter(|np| np.http_from.is_empty()) {
+        if let Some(np) = target
+            .network_policy
+            .as_mut()
+            .filter(|np| np.http_from.is_empty())
+        {
             let found = api_server_addresses(&client).await;
             if !found.is_empty() {
                 eprintln!(
