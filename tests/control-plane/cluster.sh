@@ -209,6 +209,19 @@ cmd_build() {
 
 # Print the PID recorded for component $1 if that process still runs AND is the one
 # we started (its command line names our state directory); PIDs get reused.
+# Whether the process started for component $1 has ended (gone, or a zombie). Unlike
+# `! live_pid`, this does not look at the command line: right after `spawn`, until setsid has
+# exec'd the component (which can take a while on a loaded machine), /proc/PID/cmdline is still
+# the shell's.
+exited() {
+  local pid state
+  pid=$(<"$PIDS/$1.pid")
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  [[ -r /proc/$pid/stat ]] || return 0
+  state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Z]).*/\1/' "/proc/$pid/stat" 2>/dev/null) || return 0
+  [[ $state == Z || $state == X ]]
+}
+
 live_pid() {
   local f=$PIDS/$1.pid pid
   [[ -f $f ]] || return 1
@@ -393,7 +406,7 @@ wait_for() {
   local deadline=$((SECONDS + READY_TIMEOUT)) c
   until "$@" >/dev/null 2>&1; do
     for c in "${COMPONENTS[@]}"; do
-      if [[ -f $PIDS/$c.pid ]] && ! live_pid "$c" >/dev/null; then
+      if [[ -f $PIDS/$c.pid ]] && exited "$c"; then
         log "$c exited while waiting for $what; last lines of its log:"
         tail -n 30 "$LOGS/$c.log" >&2 || true
         return 1

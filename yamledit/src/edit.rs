@@ -81,6 +81,16 @@ fn plan(text: &str, doc: &Doc, edit: &Edit) -> Result<Vec<Splice>, Error> {
         eol: detect_eol(text),
         step: indent_step(&doc.root),
     };
+    if let Some(k) = explicit_key(text, &doc.root) {
+        // A `? key` entry without a value swallows what an insertion puts after it; kseal's
+        // manifests never use explicit keys, so refuse rather than guess (found by the
+        // `yamledit` fuzz target).
+        return Err(Error::Unsupported {
+            what: "an explicit mapping key (`? key`) without a value",
+            line: k.line,
+            column: k.col + 1,
+        });
+    }
     let mut node = &doc.root;
     // The mapping holding `node`, and `node`'s key in it.
     let mut parent: Option<(&Node, &Node)> = None;
@@ -94,6 +104,16 @@ fn plan(text: &str, doc: &Doc, edit: &Edit) -> Result<Vec<Splice>, Error> {
                 _ => Err(not_a_mapping(node, &path[..i])),
             };
         };
+        // An empty key (`: v`) reads as null, and a plain `?` value beside it turns into an
+        // explicit-key indicator once an entry follows: refuse such a mapping rather than guess
+        // (found by the `yamledit` fuzz target).
+        if let Some((k, _)) = entries.iter().find(|(k, _)| k.start == k.end) {
+            return Err(Error::Unsupported {
+                what: "a mapping with an empty key",
+                line: k.line,
+                column: k.col + 1,
+            });
+        }
         match find_key(entries, component, &path[..i])? {
             Some((key, value)) if i + 1 == path.len() => {
                 return replace_value(&ctx, *flow, key, value, path, &edit.value);
@@ -178,6 +198,29 @@ pub(crate) fn not_a_mapping(node: &Node, path: &[String]) -> Error {
         line: node.line,
         column: node.col + 1,
     }
+}
+
+/// The first mapping key in `root` written as an explicit key (`? key`) with no value, found without
+/// recursion (the nesting depth is the input's choice).
+fn explicit_key<'n>(text: &str, root: &'n Node) -> Option<&'n Node> {
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        match &node.kind {
+            Kind::Mapping { entries, .. } => {
+                for (k, v) in entries {
+                    let line_start = text[..k.start].rfind('\n').map_or(0, |i| i + 1);
+                    if v.start == v.end && text[line_start..k.start].trim_end().ends_with('?') {
+                        return Some(k);
+                    }
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            Kind::Sequence { items } => stack.extend(items.iter()),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The entry with key `component` in a mapping; a duplicate is an error.

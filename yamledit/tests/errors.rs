@@ -266,7 +266,7 @@ fn unterminated_blank_block_scalars() {
     let error = err("? a\n", 0, &[e("b", "Ag")]);
     assert_eq!(
         error.to_string(),
-        "unsupported layout at 1:3: no `:` after the key"
+        "unsupported layout at 1:3: an explicit mapping key (`? key`) without a value"
     );
 }
 
@@ -281,4 +281,38 @@ fn lone_carriage_return_is_refused() {
     );
     // CRLF line endings still parse.
     assert!(kseal_yamledit::Stream::parse("a: b\r\nc: d\r\n").is_ok());
+}
+
+/// The fuzz target's original finding: an explicit key with no value at the end of a
+/// document, and an insertion after it.
+#[test]
+fn explicit_key_without_value_is_refused() {
+    let text = "spec:\n  encryptedData:\n    foo: x\n    ? o\tne\n";
+    let error = err(text, 0, &[e("spec.template.app", "web")]);
+    assert_eq!(
+        error.to_string(),
+        "unsupported layout at 4:7: an explicit mapping key (`? key`) without a value"
+    );
+}
+
+/// A mapping with an empty (null) key is refused as a layout: a plain `?` value beside it
+/// becomes an explicit-key indicator once an entry is inserted after it (found by the
+/// `yamledit` fuzz target, `fuzz/regressions/yamledit/empty-key-beside-question-mark`).
+#[test]
+fn mapping_with_an_empty_key_is_refused() {
+    let error = err(
+        "sp:\n : ?\n",
+        0,
+        &[Edit::new(vec!["="], ""), Edit::new(vec!["sp", "t"], "")],
+    );
+    assert_eq!(
+        error.to_string(),
+        "unsupported layout at 2:2: a mapping with an empty key"
+    );
+    // The first form of the finding: an empty key edited under such a mapping.
+    let error = err("c:\n : ?\n", 0, &[Edit::new(vec!["c", ""], "")]);
+    assert_eq!(
+        error.to_string(),
+        "unsupported layout at 2:2: a mapping with an empty key"
+    );
 }
