@@ -30,10 +30,12 @@
 //!   names the place (`line:column`).  Duplicate keys on the path are
 //!   refused too.
 //! * A few layouts are refused rather than guessed at
-//!   ([`Error::Unsupported`]): inserting after an explicit key (`? key`)
-//!   that has no `:`, and inserting after a block scalar (`|`, `>`) that
+//!   ([`Error::Unsupported`]): any edit of a document holding an explicit
+//!   key (`? key`) without a value, or of a path through a mapping with an
+//!   empty key (`: v`); inserting after a block scalar (`|`, `>`) that
 //!   runs to the end of a file without a final line break (the new line
-//!   break would become part of its content).
+//!   break would become part of its content).  Text with a carriage return
+//!   not followed by a line feed is refused as invalid ([`Error::Syntax`]).
 //! * Other documents of the stream, `---` / `...` markers, directives and
 //!   comments between documents are never touched, and edits never change
 //!   the number of documents, so document indices stay valid from one call
