@@ -119,21 +119,12 @@ impl Keyring {
         label: &[u8],
         blob: &[u8],
     ) -> Result<(SecretBytes, Fingerprint), Error> {
-        match Format::detect(blob)? {
-            Format::BitnamiHybrid => {
-                let parts = hybrid::split(blob)?;
-                for key in self.ordered(hint) {
-                    if let Some(p) = hybrid::open_with(key, label, &parts) {
-                        return Ok((p, key.fingerprint().clone()));
-                    }
-                }
-                Err(Error::NoKeyCouldDecrypt)
-            }
-            Format::Age => {
-                let ids = self.ordered_age(hint).map(|i| &**i);
-                age::open_identifying(ids, label, blob).map(|(p, id)| (p, id.fingerprint().clone()))
-            }
-        }
+        open_among(
+            || self.ordered(hint),
+            || self.ordered_age(hint).map(|i| &**i),
+            label,
+            blob,
+        )
     }
 
     /// Like [`Keyring::open_with_hint`], but tries only the keys and identities in `only`
@@ -145,25 +136,17 @@ impl Keyring {
         label: &[u8],
         blob: &[u8],
     ) -> Result<(SecretBytes, Fingerprint), Error> {
-        match Format::detect(blob)? {
-            Format::BitnamiHybrid => {
-                let parts = hybrid::split(blob)?;
-                for key in self.keys.iter().filter(|k| only.contains(k.fingerprint())) {
-                    if let Some(p) = hybrid::open_with(key, label, &parts) {
-                        return Ok((p, key.fingerprint().clone()));
-                    }
-                }
-                Err(Error::NoKeyCouldDecrypt)
-            }
-            Format::Age => {
-                let ids = self
-                    .age
+        open_among(
+            || self.keys.iter().filter(|k| only.contains(k.fingerprint())),
+            || {
+                self.age
                     .iter()
                     .filter(|i| only.contains(i.fingerprint()))
-                    .map(|i| &**i);
-                age::open_identifying(ids, label, blob).map(|(p, id)| (p, id.fingerprint().clone()))
-            }
-        }
+                    .map(|i| &**i)
+            },
+            label,
+            blob,
+        )
     }
 
     /// Every key once, in the order [`Keyring::open_with_hint`] tries them: the keys whose
@@ -194,5 +177,33 @@ impl FromIterator<PrivateKey> for Keyring {
             k.insert(key);
         }
         k
+    }
+}
+
+/// Opens `blob` with the first of `keys` (Bitnami format) or `ids` (age) that can; the
+/// iterators are made only for the blob's format. The fingerprint returned is the opener's.
+fn open_among<'a, K, I>(
+    keys: impl FnOnce() -> K,
+    ids: impl FnOnce() -> I,
+    label: &[u8],
+    blob: &[u8],
+) -> Result<(SecretBytes, Fingerprint), Error>
+where
+    K: Iterator<Item = &'a Arc<PrivateKey>>,
+    I: Iterator<Item = &'a AgeIdentity>,
+{
+    match Format::detect(blob)? {
+        Format::BitnamiHybrid => {
+            let parts = hybrid::split(blob)?;
+            for key in keys() {
+                if let Some(p) = hybrid::open_with(key, label, &parts) {
+                    return Ok((p, key.fingerprint().clone()));
+                }
+            }
+            Err(Error::NoKeyCouldDecrypt)
+        }
+        Format::Age => {
+            age::open_identifying(ids(), label, blob).map(|(p, id)| (p, id.fingerprint().clone()))
+        }
     }
 }
