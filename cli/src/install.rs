@@ -612,7 +612,7 @@ pub fn to_yaml(objects: &[Value]) -> Result<String> {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&kseal_crds::render::to_k8s_yaml(o)?);
+        out.push_str(&kseal_gocompat::to_k8s_yaml(o)?);
     }
     Ok(out)
 }
@@ -620,7 +620,7 @@ pub fn to_yaml(objects: &[Value]) -> Result<String> {
 /// The objects as one indented JSON `v1 List`, with a final newline.
 pub fn to_json(objects: &[Value]) -> Result<String> {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let mut s = kseal_crds::render::to_go_json(&list, true)?;
+    let mut s = kseal_gocompat::to_go_json(&list, true)?;
     s.push('\n');
     Ok(s)
 }

@@ -88,7 +88,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
 
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if let Some(kseal_crds::Error::Items(_)) = cause.downcast_ref() {
+        if let Some(kseal_sealing::Error::Items(_)) = cause.downcast_ref() {
             return EXIT_FAILED;
         }
         if let Some(kseal_crypto::Error::NoKeyCouldDecrypt) = cause.downcast_ref() {

@@ -41,7 +41,7 @@
 //! # Bounds (anyone in the cluster can reach this port)
 //!
 //! - request bodies: [`DEFAULT_MAX_BODY_BYTES`] (413 beyond), and the SealedSecret bounds of
-//!   `kseal_crds::limits` before any decryption;
+//!   `kseal_sealing::limits` before any decryption;
 //! - connections: at most [`MAX_CONNECTIONS`] open, [`MAX_CONNECTIONS_PER_PEER`] from one
 //!   address (further ones are closed at once), so a few slow clients cannot hold every
 //!   connection and fail the probes;
@@ -74,9 +74,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kseal_crds::seal::{resolve, seal_secret, SealOptions};
-use kseal_crds::unseal::{unseal, UnsealOptions, Unsealed};
 use kseal_crds::SealedSecret;
+use kseal_sealing::seal::{resolve, seal_secret, SealOptions};
+use kseal_sealing::unseal::{unseal, UnsealOptions, Unsealed};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -509,7 +509,7 @@ pub enum DecodeError {
         kind: String,
     },
     /// Not valid JSON or YAML, or the fields do not fit: the position and the field, never
-    /// the value (see `kseal_crds::redact`).
+    /// the value (see `kseal_sealing::redact`).
     #[error("{0}")]
     Invalid(String),
 }
@@ -521,12 +521,12 @@ pub fn decode(body: &[u8]) -> Result<SealedSecret, DecodeError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let value: serde_json::Value = if first == Some(&b'{') {
         serde_json::from_slice(body)
-            .map_err(|e| DecodeError::Invalid(kseal_crds::redact::json_error(&e)))?
+            .map_err(|e| DecodeError::Invalid(kseal_sealing::redact::json_error(&e)))?
     } else {
         let mut docs = Vec::new();
         for doc in serde_yaml::Deserializer::from_slice(body) {
             let v = serde_json::Value::deserialize(doc)
-                .map_err(|e| DecodeError::Invalid(kseal_crds::redact::yaml_error(&e)))?;
+                .map_err(|e| DecodeError::Invalid(kseal_sealing::redact::yaml_error(&e)))?;
             // Empty documents (a leading or trailing `---`) hold nothing.
             if !v.is_null() {
                 docs.push(v);
@@ -549,7 +549,7 @@ pub fn decode(body: &[u8]) -> Result<SealedSecret, DecodeError> {
     if kind != kseal_crds::KIND || api_version != kseal_crds::API_VERSION {
         return Err(DecodeError::UnexpectedType { api_version, kind });
     }
-    kseal_crds::redact::from_value(value).map_err(DecodeError::Invalid)
+    kseal_sealing::redact::from_value(value).map_err(DecodeError::Invalid)
 }
 
 /// Opens every item of `ss` without rendering `spec.template.data` (see the module docs on
@@ -559,9 +559,9 @@ pub fn open_items(
     ss: &mut SealedSecret,
     registry: &KeyRegistry,
     opts: UnsealOptions,
-) -> Result<Unsealed, kseal_crds::Error> {
+) -> Result<Unsealed, kseal_sealing::Error> {
     let templates = ss.spec.template.data.take();
-    let hint = kseal_crds::sealed_with(ss);
+    let hint = kseal_sealing::sealed_with(ss);
     let result = unseal(ss, registry.keyring(), &hint, opts);
     ss.spec.template.data = templates;
     result
@@ -574,9 +574,9 @@ pub enum RotateError {
     #[error("no sealing key")]
     NoKey,
     #[error("error decrypting secret. {0}")]
-    Unseal(kseal_crds::Error),
+    Unseal(kseal_sealing::Error),
     #[error("error creating new sealed secret. {0}")]
-    Seal(kseal_crds::Error),
+    Seal(kseal_sealing::Error),
     #[error("cannot encode the sealed secret: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -619,7 +619,7 @@ pub fn reseal(
         ..Default::default()
     };
     if let Err(e) = resolve(&mut probe, &seal_opts) {
-        kseal_crds::seal::scrub(secret.data.take().unwrap_or_default(), Default::default());
+        kseal_sealing::seal::scrub(secret.data.take().unwrap_or_default(), Default::default());
         return Err(RotateError::Seal(e));
     }
     let mut out = seal_secret(
@@ -630,7 +630,7 @@ pub fn reseal(
     )
     .map_err(RotateError::Seal)?;
     out.spec.template.data = ss.spec.template.data.take();
-    Ok(kseal_crds::render::to_go_json(&out, false)?)
+    Ok(kseal_gocompat::to_go_json(&out, false)?)
 }
 
 /// Timeouts of an HTTP server (`--read-timeout`, `--write-timeout`; zero turns one off).

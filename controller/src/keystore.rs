@@ -300,7 +300,7 @@ pub fn age_identity_secret(
 
 /// Zeroizes and drops the data of a Secret that held a private key.
 pub fn scrub(secret: &mut Secret) {
-    kseal_crds::seal::scrub(secret.data.take().unwrap_or_default(), BTreeMap::new());
+    kseal_sealing::seal::scrub(secret.data.take().unwrap_or_default(), BTreeMap::new());
 }
 
 /// The key Secrets and the published certificate of one controller namespace.
@@ -554,7 +554,7 @@ mod tests {
     fn a_secret_made_from_a_sealed_secret_is_never_a_key() {
         let mut s = secret("sealed-secrets-key", GO_KEY, GO_CERT);
         assert!(key_from_secret(&s, KeyOrderPriority::CertNotBefore).is_ok());
-        s.metadata.owner_references = Some(vec![kseal_crds::unseal::owner_reference(
+        s.metadata.owner_references = Some(vec![kseal_sealing::unseal::owner_reference(
             &kseal_crds::SealedSecret::default(),
         )]);
         let e = key_from_secret(&s, KeyOrderPriority::CertNotBefore).unwrap_err();

@@ -24,12 +24,12 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kseal_crds::unseal::{unseal, UnsealOptions};
 use kseal_crds::{
     SealedSecret, SealedSecretCondition, SealedSecretStatus, ANNOTATION_MANAGED, ANNOTATION_PATCH,
 };
 use kseal_crypto::record::{record_mac, verify_record_mac};
 use kseal_crypto::{Fingerprint, Keyring, PrivateKey};
+use kseal_sealing::unseal::{unseal, UnsealOptions};
 
 /// The annotation on a Secret that records what it was made from (see the module docs).
 pub const ANNOTATION_RECORD: &str = "sealedsecrets.kseal.dev/record";
@@ -129,7 +129,7 @@ pub enum Write {
 
 impl std::fmt::Debug for Write {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use kseal_crds::unseal::RedactedSecret;
+        use kseal_sealing::unseal::RedactedSecret;
         match self {
             Write::Nothing => f.write_str("Nothing"),
             Write::Create(s) => f.debug_tuple("Create").field(&RedactedSecret(s)).finish(),
@@ -148,7 +148,7 @@ pub enum Failure {
     Unmanaged,
     /// The existing Secret is immutable and its data would change.
     Immutable,
-    /// The SealedSecret is over a bound of `kseal_crds::limits` (not retried).
+    /// The SealedSecret is over a bound of `kseal_sealing::limits` (not retried).
     Limit,
     /// The Secret would be, or would replace, one of the controller's keys (not retried).
     KeySecret,
@@ -258,7 +258,7 @@ pub fn plan(
     }
     // Try the keys that `kseal seal` recorded first (one RSA operation per item instead of
     // one per key); any other key is still tried if they do not open an item.
-    let hint = kseal_crds::sealed_with(ss);
+    let hint = kseal_sealing::sealed_with(ss);
     let unsealed = match unseal(
         ss,
         keyring,
@@ -270,7 +270,7 @@ pub fn plan(
         Ok(u) => u,
         Err(e) => {
             let kind = match e {
-                kseal_crds::Error::Limit(_) => Failure::Limit,
+                kseal_sealing::Error::Limit(_) => Failure::Limit,
                 _ => Failure::Unseal,
             };
             return failed(ss, now, &opts, kind, e.to_string(), Vec::new());
@@ -343,7 +343,7 @@ fn source_digest(ss: &SealedSecret) -> String {
         "uid": m.uid,
         "name": m.name,
         "namespace": m.namespace,
-        "scope": kseal_crds::unseal::label_of(ss).0.as_str(),
+        "scope": kseal_sealing::unseal::label_of(ss).0.as_str(),
         "spec": ss.spec,
     });
     kseal_crypto::sha256_hex(&serde_json::to_vec(&input).expect("JSON values serialize"))

@@ -243,7 +243,7 @@ async fn post_json(router: &Router, path: &str, v: &Value) -> Answer {
 fn opens_with(key: &Arc<PrivateKey>, ss: &SealedSecret, item: &str) -> Option<Vec<u8>> {
     let mut ring = Keyring::new();
     ring.insert_arc(key.clone());
-    let (_, label) = kseal_crds::unseal::label_of(ss);
+    let (_, label) = kseal_sealing::unseal::label_of(ss);
     let blob = STANDARD.decode(&ss.spec.encrypted_data[item]).unwrap();
     ring.open(&label, &blob).ok().map(|p| p.expose().to_vec())
 }
@@ -874,7 +874,7 @@ async fn rotate_forces_the_template_metadata_to_the_top_level_metadata() {
         Some("kubernetes.io/basic-auth")
     );
     assert_eq!(
-        kseal_crds::unseal::label_of(&out).0,
+        kseal_sealing::unseal::label_of(&out).0,
         Scope::Strict,
         "the scope cannot be changed through the template"
     );
@@ -895,7 +895,10 @@ async fn rotate_forces_the_template_metadata_to_the_top_level_metadata() {
     let r = post_json(&a.router, "/v1/rotate", &same).await;
     assert_eq!(r.status, StatusCode::OK);
     let out: SealedSecret = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(kseal_crds::unseal::label_of(&out).0, Scope::NamespaceWide);
+    assert_eq!(
+        kseal_sealing::unseal::label_of(&out).0,
+        Scope::NamespaceWide
+    );
     assert_eq!(
         opens_with(&new_key(), &out, "password").as_deref(),
         Some(&b"nw"[..])

@@ -1,35 +1,20 @@
-//! kseal-crds: the `SealedSecret` (`bitnami.com/v1alpha1`) types, the CRD, and rendering.
+//! kseal-crds: the `SealedSecret` (`bitnami.com/v1alpha1`) types, the CRD, and the names
+//! (annotations, labels, ConfigMaps) that the API between kseal's parts is made of.
 //!
 //! The types read every SealedSecret Bitnami's tools read (including files with
 //! `creationTimestamp: null` and the deprecated `spec.data`) and write exactly what kubeseal
-//! writes: `kind` first, Go's field order in JSON, empty fields left out. The CRD is built in
-//! code ([`crd::crd`]) and committed as `crds/sealedsecret-crd.yaml`; a test keeps the two equal.
+//! writes: `kind` first, Go's field order in JSON ([`meta`]), empty fields left out. The CRD is
+//! built in code ([`crd::crd`]) and committed as `crds/sealedsecret-crd.yaml`; a test keeps the
+//! two equal. What is done with these types (sealing, unsealing, templates, seal records) lives
+//! in the `kseal-sealing` crate.
 //!
-//! [`seal::seal_secret`] and [`unseal::unseal`] are the Secret ⇄ SealedSecret transforms shared by
-//! the CLI and the controller; [`sealed_with`] reads the sealing-key hint that `seal_secret`
-//! records ([`ANNOTATION_SEALED_WITH`]) for `unseal`. [`seal::seal_secret_with`] seals in either
-//! format ([`seal::Sealer`]: Bitnami's RSA or age recipients) and also writes the per-item
-//! [`seal_record`]s ([`ANNOTATION_SEAL_RECORDS`]) that `kseal verify` checks offline.
-//!
-//! Boundaries: types and pure functions only: no client, no I/O, no async.
+//! Boundaries: types and constants only: no cryptography, no client, no I/O, no async.
 
 // The CRD literal in `crd.rs` nests deeper than `json!`'s default recursion limit.
 #![recursion_limit = "256"]
 
 pub mod crd;
-mod error;
-pub mod hint;
-pub mod limits;
 pub mod meta;
-pub mod redact;
-pub mod render;
-pub mod seal;
-pub mod seal_record;
-pub mod template;
-pub mod unseal;
-
-pub use error::{Error, ItemErrors};
-pub use hint::{add_sealed_with, sealed_with};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -73,11 +58,11 @@ pub const ANNOTATION_SKIP_SET_OWNER_REFERENCES: &str =
     "sealedsecrets.bitnami.com/skip-set-owner-references";
 /// kseal's own, on a SealedSecret's top-level metadata only (never the template, so it is not
 /// copied to the Secret): comma-separated, sorted fingerprints (`SHA256:...`) of the keys that
-/// sealed its items, which the controller tries first. See [`hint`].
+/// sealed its items, which the controller tries first. See `kseal_sealing::hint`.
 pub const ANNOTATION_SEALED_WITH: &str = "sealedsecrets.kseal.dev/sealed-with";
 /// kseal's own, on a SealedSecret's top-level metadata only: one seal record per item (JSON,
 /// item name → `v1;<fingerprints>;<label>;<digest>`), which reveals nothing about the values.
-/// See [`seal_record`].
+/// See `kseal_sealing::seal_record`.
 pub const ANNOTATION_SEAL_RECORDS: &str = "sealedsecrets.kseal.dev/seal-records";
 
 /// A SealedSecret.

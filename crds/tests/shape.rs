@@ -1,8 +1,8 @@
 //! SealedSecrets serialize exactly as kubeseal prints them (reference §1.6) and read every form
 //! found in the wild.
 
-use kseal_crds::render::{to_go_json, to_k8s_yaml};
 use kseal_crds::SealedSecret;
+use kseal_gocompat::{to_go_json, to_k8s_yaml};
 use pretty_assertions::assert_eq;
 
 const KUBESEAL_JSON: &str = r#"{

@@ -1,12 +1,12 @@
 //! `kseal seal`'s input: a YAML or JSON stream of Secrets read as the CLI reads it
 //! (`commands::docs::parse_stream`, `commands::seal::read_secret`), sealed in both formats
-//! (`kseal_crds::seal::seal_secret_with`: the Go test certificate, the fixed age recipients)
+//! (`kseal_sealing::seal::seal_secret_with`: the Go test certificate, the fixed age recipients)
 //! and rendered in both output formats. Input: the file.
 #![no_main]
 
 use kseal::cli::Format;
 use kseal::commands::{docs, seal::read_secret};
-use kseal_crds::seal::{seal_secret_with, SealOptions, Sealer};
+use kseal_sealing::seal::{seal_secret_with, SealOptions, Sealer};
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 

@@ -1,19 +1,19 @@
-//! The `sealedsecrets.kseal.dev/seal-records` annotation (`kseal_crds::seal_record`) and the
-//! `sealed-with` hint (`kseal_crds::hint`), both read from files anyone can edit. Input: the
+//! The `sealedsecrets.kseal.dev/seal-records` annotation (`kseal_sealing::seal_record`) and the
+//! `sealed-with` hint (`kseal_sealing::hint`), both read from files anyone can edit. Input: the
 //! annotation value.
 //!
 //! Oracle: a record that parses prints back to text that parses to the same record.
 #![no_main]
 
-use kseal_crds::seal_record::{merge_records, parse_records, SealRecord, SealedFor};
+use kseal_sealing::seal_record::{merge_records, parse_records, SealRecord, SealedFor};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = kseal_crds::hint::parse_sealed_with(value);
-    let _ = kseal_crds::hint::merge_sealed_with(Some(value), []);
+    let _ = kseal_sealing::hint::parse_sealed_with(value);
+    let _ = kseal_sealing::hint::merge_sealed_with(Some(value), []);
     let _ = merge_records(Some(value), []);
     // A single record, as well as the JSON object of records.
     let mut texts = vec![value.to_string()];

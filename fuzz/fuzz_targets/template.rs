@@ -1,4 +1,4 @@
-//! `spec.template.data` rendering (`kseal_crds::template::render` and `render_all`, which the
+//! `spec.template.data` rendering (`kseal_sealing::template::render` and `render_all`, which the
 //! controller and `kseal unseal` run over the decrypted items).
 //!
 //! Input layout and oracle: `kseal_fuzz::template_oracle` (shared with the replay of the

@@ -1,12 +1,12 @@
 //! `kseal unseal`'s input: a YAML or JSON stream of SealedSecrets read as the CLI reads it
-//! (`commands::docs::parse_stream`, `docs::typed`), opened with `kseal_crds::unseal::unseal`
+//! (`commands::docs::parse_stream`, `docs::typed`), opened with `kseal_sealing::unseal::unseal`
 //! (the Go test key and the fixed age identities, the sealed-with hint, templates rendered,
 //! the deprecated v1 `data` accepted) and rendered. Input: the file.
 #![no_main]
 
 use kseal::cli::Format;
 use kseal::commands::docs;
-use kseal_crds::unseal::{unseal, UnsealOptions};
+use kseal_sealing::unseal::{unseal, UnsealOptions};
 use kseal_crds::SealedSecret;
 use libfuzzer_sys::fuzz_target;
 
@@ -28,8 +28,8 @@ fuzz_target!(|data: &[u8]| {
         ) else {
             continue;
         };
-        let hint = kseal_crds::sealed_with(&ss);
-        let _ = kseal_crds::unseal::label_of(&ss);
+        let hint = kseal_sealing::sealed_with(&ss);
+        let _ = kseal_sealing::unseal::label_of(&ss);
         if let Ok(u) = unseal(&ss, kseal_fuzz::keyring(), &hint, opts) {
             secrets.push(u.secret);
         }

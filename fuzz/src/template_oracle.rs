@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use kseal_crds::template::{render, render_all};
 use kseal_crypto::SecretBytes;
+use kseal_sealing::template::{render, render_all};
 
 /// The items used when the input has no items part.
 const DEFAULT_ITEMS: &[(&str, &str)] = &[

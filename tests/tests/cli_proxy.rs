@@ -42,7 +42,7 @@ fn secret(ns: &str, name: &str, i: usize) -> Secret {
 
 /// A SealedSecret file with comments, as people commit them.
 fn commented_yaml(ss: &SealedSecret, i: usize) -> Result<String> {
-    let body = kseal_crds::render::to_k8s_yaml(ss)?;
+    let body = kseal_gocompat::to_k8s_yaml(ss)?;
     Ok(format!(
         "# app {i}: database credentials\n# rotate with kseal rotate\n{}",
         body.replace("spec:\n", "spec:\n  # sealed for the test cluster\n")
@@ -102,8 +102,8 @@ async fn validate_names_what_fails_and_passes_what_is_right() -> Result<()> {
         dir.path().join("sub/bad.yaml"),
         format!(
             "{}---\n{}",
-            kseal_crds::render::to_k8s_yaml(&renamed)?,
-            kseal_crds::render::to_k8s_yaml(&mixed)?
+            kseal_gocompat::to_k8s_yaml(&renamed)?,
+            kseal_gocompat::to_k8s_yaml(&mixed)?
         ),
     )?;
     std::fs::write(
@@ -243,7 +243,7 @@ async fn reencrypt_and_rotate_change_only_encrypted_data() -> Result<()> {
         ensure!(after.starts_with("# app "), "comments kept");
         let ss: SealedSecret = serde_yaml::from_str(&after)?;
         ensure!(
-            kseal_crds::sealed_with(&ss) == vec![cert2.fingerprint().clone()],
+            kseal_sealing::sealed_with(&ss) == vec![cert2.fingerprint().clone()],
             "sealed with the new key"
         );
     }

@@ -138,7 +138,7 @@ fn masked(text: &str) -> Result<String> {
         );
         out = out.replace(value.as_str(), &format!("<sealed {item}>"));
     }
-    let records = kseal_crds::seal_record::records_of(&ss)?.context("no seal records")?;
+    let records = kseal_sealing::seal_record::records_of(&ss)?.context("no seal records")?;
     for (item, record) in records {
         let digest = record.rsplit(';').next().unwrap_or_default().to_owned();
         out = out.replace(&digest, &format!("<digest {item}>"));

@@ -77,7 +77,7 @@ pub fn parse_stream(bytes: &[u8], source: &str) -> Result<Vec<Doc>> {
     Ok(docs)
 }
 
-use kseal_crds::redact::{serde_message, strip_location};
+use kseal_sealing::redact::{serde_message, strip_location};
 
 /// Checks `kind`/`apiVersion` (when present, or always with `require_type_meta`) and converts a
 /// document into `T`.
@@ -90,7 +90,7 @@ pub fn typed<T: DeserializeOwned>(
 ) -> Result<T> {
     check_type(doc, source, kind, api_version, require_type_meta)?;
     // The error names the field, never the value (a Secret's data is plaintext).
-    kseal_crds::redact::from_value(doc.value.clone()).map_err(|e| {
+    kseal_sealing::redact::from_value(doc.value.clone()).map_err(|e| {
         anyhow!(
             "document {} of {source} is not a valid {kind}: {e}",
             doc.index
@@ -136,12 +136,12 @@ pub fn render<T: Serialize>(items: &[T], format: Format) -> Result<String> {
     for item in items {
         match format {
             Format::Json => {
-                out.push_str(&kseal_crds::render::to_go_json(item, true)?);
+                out.push_str(&kseal_gocompat::to_go_json(item, true)?);
                 out.push('\n');
             }
             Format::Yaml => {
                 out.push_str("---\n");
-                out.push_str(&kseal_crds::render::to_k8s_yaml(item)?);
+                out.push_str(&kseal_gocompat::to_k8s_yaml(item)?);
             }
         }
     }

@@ -252,7 +252,7 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<SourceFile> {
     let mut sealed = Vec::new();
     for doc in docs::parse_stream(text.as_bytes(), &name)? {
         if is_sealed_secret(&doc) {
-            let ss: SealedSecret = kseal_crds::redact::from_value(doc.value).map_err(|e| {
+            let ss: SealedSecret = kseal_sealing::redact::from_value(doc.value).map_err(|e| {
                 anyhow::anyhow!(
                     "{name}: document {} is not a valid SealedSecret: {e}",
                     doc.index

@@ -74,7 +74,7 @@ async fn key_secrets(c: &Controller) -> Result<Vec<Secret>> {
 
 fn scrub(secrets: &mut [Secret]) {
     for s in secrets {
-        kseal_crds::seal::scrub(s.data.take().unwrap_or_default(), BTreeMap::new());
+        kseal_sealing::seal::scrub(s.data.take().unwrap_or_default(), BTreeMap::new());
     }
 }
 
@@ -292,7 +292,7 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
             _ => continue,
         };
         for v in items {
-            let s: Secret = kseal_crds::redact::from_value(v)
+            let s: Secret = kseal_sealing::redact::from_value(v)
                 .map_err(|e| anyhow!("{}: not a valid Secret: {e}", file.display()))?;
             if s.data
                 .as_ref()
@@ -327,7 +327,7 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
                 .or_insert_with(|| KEY_LABEL_ACTIVE.to_string());
             let name = new.metadata.name.clone().unwrap_or_default();
             let r = api.create(&PostParams::default(), &new).await;
-            kseal_crds::seal::scrub(new.data.take().unwrap_or_default(), BTreeMap::new());
+            kseal_sealing::seal::scrub(new.data.take().unwrap_or_default(), BTreeMap::new());
             out.push((name, r.map(|_| ())));
         }
         out

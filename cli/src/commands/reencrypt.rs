@@ -68,7 +68,7 @@ pub async fn reencrypt(c: &Controller, found: &files::Walk, dry_run: bool) -> Re
 }
 
 fn up_to_date(ss: &SealedSecret, newest: &kseal_crypto::Fingerprint) -> bool {
-    let hint = kseal_crds::sealed_with(ss);
+    let hint = kseal_sealing::sealed_with(ss);
     ss.spec.data.is_none() && hint.len() == 1 && &hint[0] == newest
 }
 
@@ -101,7 +101,7 @@ async fn reencrypt_file(
         let rotated = loop {
             let answer = c.rotate(body.clone()).await.with_context(|| describe(ss))?;
             let rotated: SealedSecret =
-                kseal_crds::redact::from_json_slice(&answer).map_err(|e| {
+                kseal_sealing::redact::from_json_slice(&answer).map_err(|e| {
                     anyhow!(
                         "{}: the controller's answer is not a SealedSecret: {e}",
                         describe(ss)
@@ -123,7 +123,7 @@ async fn reencrypt_file(
                 value.clone(),
             ));
         }
-        let hint = kseal_crds::sealed_with(&rotated);
+        let hint = kseal_sealing::sealed_with(&rotated);
         if !hint.is_empty() {
             edits.push(Edit::new(
                 [
@@ -131,7 +131,7 @@ async fn reencrypt_file(
                     "annotations",
                     kseal_crds::ANNOTATION_SEALED_WITH,
                 ],
-                kseal_crds::hint::format_sealed_with(&hint),
+                kseal_sealing::hint::format_sealed_with(&hint),
             ));
         }
         if let Some(value) = updated_records(ss, &rotated) {
@@ -163,11 +163,11 @@ async fn reencrypt_file(
 /// records annotation, or nothing changes.
 fn updated_records(ss: &SealedSecret, rotated: &SealedSecret) -> Option<String> {
     use base64::Engine as _;
-    use kseal_crds::seal_record::{format_records, records_of, SealRecord};
+    use kseal_sealing::seal_record::{format_records, records_of, SealRecord};
     let old = records_of(ss).ok().flatten()?;
     let answered = records_of(rotated).ok().flatten().unwrap_or_default();
-    let hint = kseal_crds::sealed_with(rotated);
-    let (_, label) = kseal_crds::unseal::label_of(ss);
+    let hint = kseal_sealing::sealed_with(rotated);
+    let (_, label) = kseal_sealing::unseal::label_of(ss);
     let mut new = old.clone();
     for (item, value) in &rotated.spec.encrypted_data {
         if !ss.spec.encrypted_data.contains_key(item) {
@@ -249,8 +249,8 @@ pub fn run(args: ReencryptArgs) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Secret;
-    use kseal_crds::seal::{seal_secret, seal_secret_with, SealOptions, Sealer};
-    use kseal_crds::seal_record::{records_of, SealRecord};
+    use kseal_sealing::seal::{seal_secret, seal_secret_with, SealOptions, Sealer};
+    use kseal_sealing::seal_record::{records_of, SealRecord};
 
     fn cert(pem: &[u8]) -> Certificate {
         Certificate::from_pem(pem).unwrap()

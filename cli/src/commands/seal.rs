@@ -6,9 +6,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
-use kseal_crds::seal::{seal_secret_with, SealOptions, Sealer};
 use kseal_crds::SealedSecret;
 use kseal_crypto::{AgeRecipient, Certificate, Scope};
+use kseal_sealing::seal::{seal_secret_with, SealOptions, Sealer};
 use serde_json::Value;
 
 use super::docs::{self, Doc};
@@ -251,7 +251,7 @@ pub fn read_secret(doc: &Doc, source: &str) -> Result<Secret> {
                         bail!(
                             "invalid base64 in data[{k:?}] of Secret {name:?} (document {} of {source}): {}",
                             doc.index,
-                            kseal_crds::unseal::go_base64_error(&e)
+                            kseal_sealing::unseal::go_base64_error(&e)
                         );
                     }
                 }
@@ -411,9 +411,9 @@ pub(crate) mod merge {
         let recorded = existing
             .annotations()
             .and_then(|a| a.get(kseal_crds::ANNOTATION_SEALED_WITH));
-        let hint = kseal_crds::hint::merge_sealed_with(
+        let hint = kseal_sealing::hint::merge_sealed_with(
             recorded.map(String::as_str),
-            &kseal_crds::sealed_with(&sealed),
+            &kseal_sealing::sealed_with(&sealed),
         );
         if let Some(value) = hint.filter(|v| Some(v) != recorded) {
             edits.push(Edit::new(
@@ -429,14 +429,14 @@ pub(crate) mod merge {
         let recorded = existing
             .annotations()
             .and_then(|a| a.get(kseal_crds::ANNOTATION_SEAL_RECORDS));
-        let new_records = kseal_crds::seal_record::records_of(&sealed)
+        let new_records = kseal_sealing::seal_record::records_of(&sealed)
             .ok()
             .flatten()
             .unwrap_or_default()
             .into_iter()
             .filter_map(|(k, v)| v.parse().ok().map(|r| (k, r)));
         let records =
-            kseal_crds::seal_record::merge_records(recorded.map(String::as_str), new_records);
+            kseal_sealing::seal_record::merge_records(recorded.map(String::as_str), new_records);
         if let Some(value) = records.filter(|v| Some(v) != recorded) {
             edits.push(Edit::new(
                 [

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use kseal_crds::unseal::{label_of, unseal, UnsealOptions};
 use kseal_crds::SealedSecret;
 use kseal_crypto::keyfile::parse_key_file;
 use kseal_crypto::{AgeIdentity, Keyring};
+use kseal_sealing::unseal::{label_of, unseal, UnsealOptions};
 
 use super::docs;
 use super::seal::output_format;
@@ -61,7 +61,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
         let ns = ss.metadata.namespace.clone().unwrap_or_default();
         let name = ss.metadata.name.clone().unwrap_or_default();
         let (scope, _) = label_of(&ss);
-        let unsealed = unseal(&ss, &keyring, &kseal_crds::sealed_with(&ss), opts).with_context(|| {
+        let unsealed = unseal(&ss, &keyring, &kseal_sealing::sealed_with(&ss), opts).with_context(|| {
             let missing = missing_kind(&ss, &keyring);
             format!(
                 "cannot unseal SealedSecret \"{ns}/{name}\" (document {} of {}; tried {} with {tried}{missing})",
@@ -77,7 +77,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     let format = output_format(args.format, &out);
     let rendered = zeroize::Zeroizing::new(docs::render(&secrets, format)?);
     for s in secrets {
-        kseal_crds::seal::scrub(s.0.data.unwrap_or_default(), Default::default());
+        kseal_sealing::seal::scrub(s.0.data.unwrap_or_default(), Default::default());
     }
     out.write(rendered.as_bytes())?;
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,7 @@
 //! 2. the blob's format is known ([`Format::detect`]) and its structure holds: a Bitnami blob's
 //!    length prefix fits and an AES-GCM tag follows; an age blob's header parses and has an
 //!    X25519 stanza ([`kseal_crypto::inspect_age`]);
-//! 3. with the item's seal record ([`kseal_crds::seal_record`]): the record is the one made for
+//! 3. with the item's seal record ([`kseal_sealing::seal_record`]): the record is the one made for
 //!    this ciphertext and item name (else the value was copied from another item or
 //!    SealedSecret, or edited); it was sealed for this SealedSecret's current name, namespace
 //!    and scope (else renamed, moved, scope changed, or copied from another SealedSecret); and
@@ -25,9 +25,9 @@ use std::rc::Rc;
 use anyhow::{bail, Context as _, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use kseal_crds::seal_record::{records_of, RecordError, SealRecord, SealedFor};
 use kseal_crds::SealedSecret;
 use kseal_crypto::{Certificate, Fingerprint, Format, Scope};
+use kseal_sealing::seal_record::{records_of, RecordError, SealRecord, SealedFor};
 use serde::Serialize;
 
 use super::files::{self, describe};
@@ -351,7 +351,10 @@ fn check_item(set: &Set, at: usize, item: &str, value: &str, keys: &KeySet) -> V
         Err(err) => {
             return Verdict::fail(
                 None,
-                format!("not base64: {}", kseal_crds::unseal::go_base64_error(&err)),
+                format!(
+                    "not base64: {}",
+                    kseal_sealing::unseal::go_base64_error(&err)
+                ),
             )
         }
     };

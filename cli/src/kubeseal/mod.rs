@@ -26,10 +26,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use kseal_crds::seal::{seal_secret, SealOptions};
-use kseal_crds::unseal::UnsealOptions;
 use kseal_crds::{SealedSecret, ANNOTATION_SEALED_WITH};
 use kseal_crypto::{Certificate, Keyring, Scope};
+use kseal_sealing::seal::{seal_secret, SealOptions};
+use kseal_sealing::unseal::UnsealOptions;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -583,9 +583,10 @@ fn merge_into(f: &Flags, input: Input, cert: &Certificate) -> Result<()> {
         .and_then(|a| a.get(ANNOTATION_SEALED_WITH))
         .cloned()
     {
-        if let Some(value) =
-            kseal_crds::hint::merge_sealed_with(Some(&recorded), &kseal_crds::sealed_with(&update))
-        {
+        if let Some(value) = kseal_sealing::hint::merge_sealed_with(
+            Some(&recorded),
+            &kseal_sealing::sealed_with(&update),
+        ) {
             existing
                 .metadata
                 .annotations
@@ -597,14 +598,14 @@ fn merge_into(f: &Flags, input: Input, cert: &Certificate) -> Result<()> {
     // reports them as unverifiable instead of as edited.
     if let Some(annotations) = existing.metadata.annotations.as_mut() {
         if let Some(value) = annotations.get(kseal_crds::ANNOTATION_SEAL_RECORDS) {
-            let mut records = kseal_crds::seal_record::parse_records(value).unwrap_or_default();
+            let mut records = kseal_sealing::seal_record::parse_records(value).unwrap_or_default();
             records.retain(|item, _| !update.spec.encrypted_data.contains_key(item));
             if records.is_empty() {
                 annotations.remove(kseal_crds::ANNOTATION_SEAL_RECORDS);
             } else {
                 annotations.insert(
                     kseal_crds::ANNOTATION_SEAL_RECORDS.to_string(),
-                    kseal_crds::seal_record::format_records(&records),
+                    kseal_sealing::seal_record::format_records(&records),
                 );
             }
         }
@@ -638,16 +639,16 @@ fn recovery_unseal(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
         kseal_crds::API_VERSION,
         true,
     )?;
-    let unsealed = kseal_crds::unseal::unseal(
+    let unsealed = kseal_sealing::unseal::unseal(
         &ss,
         &keyring,
-        &kseal_crds::sealed_with(&ss),
+        &kseal_sealing::sealed_with(&ss),
         UnsealOptions::default(),
     )?;
     let secrets = [crate::commands::unseal::SecretOut(unsealed.secret)];
     let rendered = Zeroizing::new(docs::render(&secrets, output_format(f)?)?);
     for s in secrets {
-        kseal_crds::seal::scrub(s.0.data.unwrap_or_default(), Default::default());
+        kseal_sealing::seal::scrub(s.0.data.unwrap_or_default(), Default::default());
     }
     out.extend_from_slice(rendered.as_bytes());
     Ok(())
@@ -693,7 +694,7 @@ fn re_encrypt(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
         let mut rotated = Vec::with_capacity(docs.len());
         for doc in &docs {
             let answer = c.rotate(serde_json::to_vec(&doc.value)?).await?;
-            let mut ss: SealedSecret = kseal_crds::redact::from_json_slice(&answer)
+            let mut ss: SealedSecret = kseal_sealing::redact::from_json_slice(&answer)
                 .map_err(|e| anyhow!("cannot re-encrypt secret: invalid answer: {e}"))?;
             ss.metadata.creation_timestamp = None;
             ss.metadata.deletion_timestamp = None;

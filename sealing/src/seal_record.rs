@@ -59,7 +59,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use kseal_crypto::{Fingerprint, Scope};
 
-use crate::{SealedSecret, ANNOTATION_SEAL_RECORDS};
+use kseal_crds::{SealedSecret, ANNOTATION_SEAL_RECORDS};
 
 /// The record version this module writes and reads.
 pub const RECORD_VERSION: &str = "v1";

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kseal_crypto::Fingerprint;
 
-use crate::{SealedSecret, ANNOTATION_SEALED_WITH};
+use kseal_crds::{SealedSecret, ANNOTATION_SEALED_WITH};
 
 /// The fingerprints an annotation value names, sorted and deduplicated. Entries are separated by
 /// commas; whitespace around an entry is ignored, and so are empty entries and entries that are

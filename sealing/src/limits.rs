@@ -6,7 +6,8 @@
 //! Secrets (a Secret is at most 1 MiB in all) and listed in the README's "Limits" section; an
 //! object over a bound gets a status message naming the bound and is not retried.
 
-use crate::{Error, SealedSecret};
+use crate::Error;
+use kseal_crds::SealedSecret;
 
 /// Items per SealedSecret: `spec.encryptedData` and `spec.template.data` entries together.
 pub const MAX_ITEMS: usize = 256;

@@ -10,7 +10,8 @@ use kseal_crypto::{seal_with_rng, AgeRecipient, Fingerprint, PublicKey, Scope};
 use rand::{CryptoRng, RngCore};
 
 use crate::seal_record::SealRecord;
-use crate::{Error, SealedSecret, SealedSecretSpec, SecretTemplateSpec};
+use crate::Error;
+use kseal_crds::{SealedSecret, SealedSecretSpec, SecretTemplateSpec};
 
 /// What the values are sealed for, and so in which format. A value is one blob: either
 /// Bitnami's (one RSA key) or an age file (one or more recipients), never both.
@@ -117,7 +118,7 @@ pub fn resolve(secret: &mut Secret, opts: &SealOptions<'_>) -> Result<Scope, Err
 }
 
 /// Seals every item of `secret` (data, then stringData, which wins) for `key`, and records
-/// `key`'s fingerprint in the top-level [`crate::ANNOTATION_SEALED_WITH`] annotation when there
+/// `key`'s fingerprint in the top-level [`kseal_crds::ANNOTATION_SEALED_WITH`] annotation when there
 /// is at least one item (see [`crate::hint`]). No seal records: this is what kubeseal writes
 /// (plus the hint), and what the controller's `/v1/rotate` answers.
 pub fn seal_secret<R: RngCore + CryptoRng + ?Sized>(
@@ -130,7 +131,7 @@ pub fn seal_secret<R: RngCore + CryptoRng + ?Sized>(
 }
 
 /// Seals every item of `secret` as [`seal_secret`] does, for `sealer` (either format), and also
-/// writes one seal record per item in the top-level [`crate::ANNOTATION_SEAL_RECORDS`]
+/// writes one seal record per item in the top-level [`kseal_crds::ANNOTATION_SEAL_RECORDS`]
 /// annotation (see [`crate::seal_record`]). The sealing-key hint names every key of `sealer`.
 /// This is what `kseal seal` writes.
 pub fn seal_secret_with<R: RngCore + CryptoRng + ?Sized>(

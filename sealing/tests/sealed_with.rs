@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
-use kseal_crds::render::{to_go_json, to_k8s_yaml};
-use kseal_crds::seal::{seal_secret, SealOptions};
-use kseal_crds::unseal::{unseal, UnsealOptions};
-use kseal_crds::{sealed_with, SealedSecret, ANNOTATION_SEALED_WITH};
+use kseal_crds::{SealedSecret, ANNOTATION_SEALED_WITH};
 use kseal_crypto::{Certificate, Fingerprint, Keyring, PrivateKey};
+use kseal_gocompat::{to_go_json, to_k8s_yaml};
+use kseal_sealing::seal::{seal_secret, SealOptions};
+use kseal_sealing::sealed_with;
+use kseal_sealing::unseal::{unseal, UnsealOptions};
 
 const CERT: &[u8] = include_bytes!("../../keys-example/tls.crt");
 const KEY: &[u8] = include_bytes!("../../keys-example/tls.key");

@@ -11,7 +11,8 @@ use k8s_openapi::ByteString;
 use kseal_crypto::{Fingerprint, Keyring, Scope, SecretBytes};
 
 use crate::error::ItemErrors;
-use crate::{Error, SealedSecret, ANNOTATION_SKIP_SET_OWNER_REFERENCES, API_VERSION, KIND};
+use crate::Error;
+use kseal_crds::{SealedSecret, ANNOTATION_SKIP_SET_OWNER_REFERENCES, API_VERSION, KIND};
 
 /// Unsealing switches.
 #[derive(Debug, Clone, Copy, Default)]
