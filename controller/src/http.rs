@@ -84,7 +84,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
-use crate::keys::KeyRegistry;
+use crate::keys::registry::KeyRegistry;
 use crate::metrics::Metrics;
 use crate::ratelimit::{client_key, vary_key, Cidr, Clock, InvalidQuota, RateLimiter, SystemClock};
 use crate::work::{PrivateKeyWork, HTTP_WAIT};

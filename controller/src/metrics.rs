@@ -52,7 +52,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::keys::KeyRegistry;
+use crate::keys::registry::KeyRegistry;
 use crate::planner::Failure;
 
 /// Prefix of every metric name (Bitnami's namespace `sealed_secrets`, subsystem `controller`).

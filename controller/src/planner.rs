@@ -78,7 +78,7 @@ impl ProtectedKeys {
         }
         let key_labels = [
             kseal_crypto::keyfile::KEY_LABEL,
-            crate::keystore::AGE_IDENTITY_LABEL,
+            crate::keys::store::AGE_IDENTITY_LABEL,
         ];
         let template_labels = ss
             .spec

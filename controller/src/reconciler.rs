@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::EventRecorder;
-use crate::keys::KeyRegistry;
+use crate::keys::registry::KeyRegistry;
 use crate::metrics::{Metrics, UnsealErrorReason};
 use crate::planner::{self, EventSpec, Failure, Plan, PlanOptions, Write, CONDITION_SYNCED};
 use crate::work::PrivateKeyWork;
@@ -344,7 +344,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         );
         // The Secret that was read holds plaintext too.
         if let Some(e) = existing.as_mut() {
-            crate::keystore::scrub(e);
+            crate::keys::store::scrub(e);
         }
         plan
     })
@@ -372,19 +372,19 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         Write::Nothing => Ok(None),
         Write::Create(mut secret) => {
             let r = secrets.create(&PostParams::default(), &secret).await;
-            crate::keystore::scrub(&mut secret);
+            crate::keys::store::scrub(&mut secret);
             r.map(Some)
         }
         Write::Update(mut secret) => {
             let r = secrets.replace(name, &PostParams::default(), &secret).await;
-            crate::keystore::scrub(&mut secret);
+            crate::keys::store::scrub(&mut secret);
             r.map(Some)
         }
     };
     let mut retry_now = false;
     match write_result {
         Ok(Some(mut written)) => {
-            crate::keystore::scrub(&mut written);
+            crate::keys::store::scrub(&mut written);
             if let Some(rv) = written.metadata.resource_version.take() {
                 lock(&ctx.written).insert(key.clone(), rv);
             }

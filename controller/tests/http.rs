@@ -18,7 +18,7 @@ use k8s_openapi::jiff::Timestamp;
 use kseal_controller::http::{
     decode, router, serve_listener, ApiConfig, ApiState, DecodeError, PeerAddr, ServeOptions,
 };
-use kseal_controller::keys::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
+use kseal_controller::keys::registry::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
 use kseal_controller::metrics::{follow_keys, metrics_router, Metrics, UnsealErrorReason};
 use kseal_controller::ratelimit::ManualClock;
 use kseal_crds::SealedSecret;

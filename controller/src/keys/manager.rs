@@ -19,11 +19,11 @@ use tokio::sync::watch;
 
 use kseal_crypto::AgeIdentity;
 
-use crate::keys::{
+use crate::keys::registry::{
     needs_age_identity_at_startup, needs_key_at_startup, KeyRegistry, RegisteredAgeIdentity,
     RegisteredKey,
 };
-use crate::keystore::{KeyStore, KeyStoreError};
+use crate::keys::store::{KeyStore, KeyStoreError};
 
 /// What new keys look like and where the certificate is published.
 #[derive(Debug, Clone)]
@@ -274,7 +274,7 @@ impl KeyManager {
         Some(
             data.get("cert.pem") == Some(&cert.to_pem())
                 && data.get("fingerprint") == Some(&cert.fingerprint().to_string())
-                && data.get(crate::keystore::CONFIGMAP_AGE_RECIPIENT_KEY) == age.as_ref(),
+                && data.get(crate::keys::store::CONFIGMAP_AGE_RECIPIENT_KEY) == age.as_ref(),
         )
     }
 

@@ -42,7 +42,9 @@ use kseal_crypto::{AgeIdentity, AgeRecipient, Certificate, PrivateKey};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
-use crate::keys::{ordering_time, KeyOrderPriority, RegisteredAgeIdentity, RegisteredKey};
+use crate::keys::registry::{
+    ordering_time, KeyOrderPriority, RegisteredAgeIdentity, RegisteredKey,
+};
 
 /// The label that marks an age identity Secret (value [`AGE_IDENTITY_LABEL_ACTIVE`]).
 pub const AGE_IDENTITY_LABEL: &str = "sealedsecrets.kseal.dev/age-identity";
@@ -533,8 +535,8 @@ impl KeyStore {
 mod tests {
     use super::*;
 
-    const GO_KEY: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.key");
-    const GO_CERT: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.crt");
+    const GO_KEY: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.key");
+    const GO_CERT: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.crt");
 
     fn secret(name: &str, key: &[u8], crt: &[u8]) -> Secret {
         Secret {
