@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, WatchScope};
 use crate::events::EventRecorder;
-use crate::http::{self, ApiConfig, ApiState, ServeOptions};
+use crate::http::api::{self, ApiConfig, ApiState};
+use crate::http::server::{serve_listener, ServeOptions};
 use crate::keys::manager::{KeyManager, KeyPolicy};
 use crate::keys::store::KeyStore;
 use crate::keys::tasks;
@@ -136,19 +137,19 @@ pub async fn run(
         })?;
     tracing::info!(addr = %main_listener.local_addr()?, "HTTP server serving");
     tracing::info!(addr = %metrics_listener.local_addr()?, "metrics server serving");
-    let mut main_router = http::router(api_state);
+    let mut main_router = api::router(api_state);
     if config.web_page {
         main_router = main_router.merge(crate::web::router(keys.subscribe()));
     }
     let stop_http = shutdown.clone();
-    let main_server = tokio::spawn(http::serve_listener(
+    let main_server = tokio::spawn(serve_listener(
         main_listener,
         main_router,
         serve_opts,
         async move { stop_http.cancelled().await },
     ));
     let stop_metrics = shutdown.clone();
-    let metrics_server = tokio::spawn(http::serve_listener(
+    let metrics_server = tokio::spawn(serve_listener(
         metrics_listener,
         metrics::metrics_router(metrics.clone()),
         serve_opts,

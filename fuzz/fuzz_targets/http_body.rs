@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use k8s_openapi::jiff::Timestamp;
-use kseal_controller::http::{decode, open_items, reseal};
+use kseal_controller::http::api::{decode, open_items, reseal};
 use kseal_controller::keys::registry::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
 use kseal_crds::unseal::UnsealOptions;
 use libfuzzer_sys::fuzz_target;
