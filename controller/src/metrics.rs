@@ -139,7 +139,7 @@ impl From<Failure> for UnsealErrorReason {
         match f {
             Failure::Unseal | Failure::Limit => UnsealErrorReason::Unseal,
             Failure::Unmanaged | Failure::KeySecret => UnsealErrorReason::Unmanaged,
-            Failure::Immutable => UnsealErrorReason::Update,
+            Failure::Immutable | Failure::Write => UnsealErrorReason::Update,
         }
     }
 }
