@@ -547,7 +547,7 @@ pub enum RotateError {
     #[error("error creating new sealed secret. {0}")]
     Seal(kseal_crds::Error),
     #[error("cannot encode the sealed secret: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
 }
 
 /// Bitnami's rotate: the template metadata is forced to the top-level metadata (so the scope
@@ -599,5 +599,5 @@ pub fn reseal(
     )
     .map_err(RotateError::Seal)?;
     out.spec.template.data = ss.spec.template.data.take();
-    Ok(kseal_crds::render::to_go_json(&out, false)?)
+    kseal_crds::render::to_go_json(&out, false).map_err(RotateError::Encode)
 }

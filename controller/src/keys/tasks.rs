@@ -447,7 +447,7 @@ async fn publish_certificates(keys: Arc<KeyManager>, stop: CancellationToken) {
 
 fn is_publish_forbidden(e: &crate::keys::store::KeyStoreError) -> bool {
     match e {
-        crate::keys::store::KeyStoreError::Publish { source, .. } => is_forbidden(source),
+        crate::keys::store::KeyStoreError::Publish { cause, .. } => is_forbidden(cause),
         _ => false,
     }
 }
