@@ -6,7 +6,7 @@
 //!    and identities added at run time;
 //! 3. leader election on a Lease (unless `--leader-elect=false`; under Bitnami's RBAC, which
 //!    has no Lease rules, the controller runs unelected and says so);
-//! 4. while leading: the key duties ([`crate::keyloop::lead_keys`]) and one reconciler per
+//! 4. while leading: the key duties ([`crate::keys::tasks::lead_keys`]) and one reconciler per
 //!    watched scope; losing the Lease stops both, and they start again on re-election;
 //! 5. SIGTERM/SIGINT: stop reconciling, release the Lease, drain the HTTP servers, exit 0.
 
@@ -25,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, WatchScope};
 use crate::events::EventRecorder;
-use crate::http::{self, ApiConfig, ApiState, ServeOptions};
-use crate::keyloop;
-use crate::keymanager::{KeyManager, KeyPolicy};
-use crate::keystore::KeyStore;
+use crate::http::api::{self, ApiConfig, ApiState};
+use crate::http::server::{serve_listener, ServeOptions};
+use crate::keys::manager::{KeyManager, KeyPolicy};
+use crate::keys::store::KeyStore;
+use crate::keys::tasks;
 use crate::leader::Elector;
 use crate::metrics::{self, Metrics};
 use crate::planner::PlanOptions;
@@ -136,19 +137,19 @@ pub async fn run(
         })?;
     tracing::info!(addr = %main_listener.local_addr()?, "HTTP server serving");
     tracing::info!(addr = %metrics_listener.local_addr()?, "metrics server serving");
-    let mut main_router = http::router(api_state);
+    let mut main_router = api::router(api_state);
     if config.web_page {
         main_router = main_router.merge(crate::web::router(keys.subscribe()));
     }
     let stop_http = shutdown.clone();
-    let main_server = tokio::spawn(http::serve_listener(
+    let main_server = tokio::spawn(serve_listener(
         main_listener,
         main_router,
         serve_opts,
         async move { stop_http.cancelled().await },
     ));
     let stop_metrics = shutdown.clone();
-    let metrics_server = tokio::spawn(http::serve_listener(
+    let metrics_server = tokio::spawn(serve_listener(
         metrics_listener,
         metrics::metrics_router(metrics.clone()),
         serve_opts,
@@ -168,8 +169,8 @@ pub async fn run(
         age = config.age,
         "loaded the sealing keys"
     );
-    tokio::spawn(keyloop::watch_key_secrets(keys.clone(), shutdown.clone()));
-    tokio::spawn(keyloop::watch_age_secrets(keys.clone(), shutdown.clone()));
+    tokio::spawn(tasks::watch_key_secrets(keys.clone(), shutdown.clone()));
+    tokio::spawn(tasks::watch_age_secrets(keys.clone(), shutdown.clone()));
 
     // 3. Leader election.
     let (leading_tx, mut leading) = watch::channel(false);
@@ -219,7 +220,7 @@ pub async fn run(
                 if *leading.borrow() {
                     let _ = renew_tx.try_send(());
                 } else if let Some(name) = &keys.policy().cert_configmap {
-                    match keyloop::request_renewal(
+                    match tasks::request_renewal(
                         keys.store().configmaps(),
                         &kseal_crds::renewal_configmap(name),
                         Timestamp::now(),
@@ -281,7 +282,7 @@ pub async fn run(
                 }
             });
         }
-        let key_duties = keyloop::lead_keys(
+        let key_duties = tasks::lead_keys(
             keys.clone(),
             config.key_renew_period,
             &mut renew_rx,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::keys::KeyOrderPriority;
+use crate::keys::registry::KeyOrderPriority;
 
 /// `kseal-controller` command line. Every flag can also come from `SEALED_SECRETS_<FLAG>`
 /// (upper case, `-` → `_`); the command line wins.

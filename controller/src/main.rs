@@ -47,8 +47,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            let text = logging::error_chain(e.as_ref());
+            tracing::error!("{text}");
+            eprintln!("error: {text}");
             ExitCode::from(2)
         }
     }

@@ -52,7 +52,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::keys::KeyRegistry;
+use crate::keys::registry::KeyRegistry;
 use crate::planner::Failure;
 
 /// Prefix of every metric name (Bitnami's namespace `sealed_secrets`, subsystem `controller`).
@@ -139,7 +139,7 @@ impl From<Failure> for UnsealErrorReason {
         match f {
             Failure::Unseal | Failure::Limit => UnsealErrorReason::Unseal,
             Failure::Unmanaged | Failure::KeySecret => UnsealErrorReason::Unmanaged,
-            Failure::Immutable => UnsealErrorReason::Update,
+            Failure::Immutable | Failure::Write => UnsealErrorReason::Update,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `plan` decides first, with no I/O: unseal the SealedSecret, compare with the Secret that
 //! exists, and return exactly one write ([`Write`]), the status to record (if it must be
-//! written), the event to emit and whether to retry. The applier then performs that one write.
+//! written), the event to emit and whether to retry. The applier then performs that one write;
+//! when the API refuses it, [`plan_write_failure`] decides what to report instead.
 //! Time is a parameter, so condition timestamps are deterministic in tests.
 //!
 //! # The restart path
@@ -78,7 +79,7 @@ impl ProtectedKeys {
         }
         let key_labels = [
             kseal_crypto::keyfile::KEY_LABEL,
-            crate::keystore::AGE_IDENTITY_LABEL,
+            crate::keys::store::AGE_IDENTITY_LABEL,
         ];
         let template_labels = ss
             .spec
@@ -152,23 +153,20 @@ pub enum Failure {
     Limit,
     /// The Secret would be, or would replace, one of the controller's keys (not retried).
     KeySecret,
+    /// The API refused the Secret write for another reason than immutability: a conflict (the
+    /// Secret changed or appeared since it was read), RBAC, a webhook, the API unreachable
+    /// (see [`plan_write_failure`]; retried).
+    Write,
 }
 
 impl Failure {
-    /// The metric label (Bitnami's values).
-    pub fn metric_reason(self) -> &'static str {
-        match self {
-            Failure::Unseal | Failure::Limit => "unseal",
-            Failure::Unmanaged | Failure::KeySecret => "unmanaged",
-            Failure::Immutable => "update",
-        }
-    }
-
     /// The event reason (Bitnami's values).
     pub fn event_reason(self) -> &'static str {
         match self {
             Failure::Unseal | Failure::Limit => "ErrUnsealFailed",
-            Failure::Unmanaged | Failure::Immutable | Failure::KeySecret => "ErrUpdateFailed",
+            Failure::Unmanaged | Failure::Immutable | Failure::KeySecret | Failure::Write => {
+                "ErrUpdateFailed"
+            }
         }
     }
 
@@ -180,16 +178,18 @@ impl Failure {
             Failure::Immutable => "SecretImmutable",
             Failure::Limit => "LimitExceeded",
             Failure::KeySecret => "KeySecretRefused",
+            Failure::Write => "UpdateFailed",
         }
     }
 
-    /// Whether to retry with backoff. Only a failed unseal is retried (a key may arrive; a new
-    /// key also triggers a pass at once). The immutable error is final (Bitnami). An unmanaged
-    /// Secret is not retried either: a later retry would create the Secret as soon as someone
-    /// deleted the unmanaged one (Bitnami's IT-11 wants it left absent); a `managed`
+    /// Whether to retry with backoff. A failed unseal is retried (a key may arrive; a new key
+    /// also triggers a pass at once), and so is a refused write (a conflict resolves on the
+    /// next read; RBAC or a webhook may be fixed). The immutable error is final (Bitnami). An
+    /// unmanaged Secret is not retried either: a later retry would create the Secret as soon as
+    /// someone deleted the unmanaged one (Bitnami's IT-11 wants it left absent); a `managed`
     /// annotation added to it triggers a pass through the Secret watch.
     pub fn retry(self) -> bool {
-        matches!(self, Failure::Unseal)
+        matches!(self, Failure::Unseal | Failure::Write)
     }
 }
 
@@ -304,9 +304,7 @@ pub fn plan(
             if merged == *current {
                 Write::Nothing
             } else if current.immutable == Some(true) && merged.data != current.data {
-                let ns = ss.metadata.namespace.as_deref().unwrap_or("");
-                let name = ss.metadata.name.as_deref().unwrap_or("");
-                let msg = format!("Error updating {ns}/{name}: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret.");
+                let msg = immutable_message(ss);
                 return failed(ss, now, &opts, Failure::Immutable, msg, keys_used);
             } else {
                 Write::Update(merged)
@@ -447,6 +445,59 @@ fn merge(current: &Secret, desired: Secret, patch: bool, managed: bool) -> Secre
     out
 }
 
+/// Bitnami's text for new data on an immutable Secret.
+fn immutable_message(ss: &SealedSecret) -> String {
+    let ns = ss.metadata.namespace.as_deref().unwrap_or("");
+    let name = ss.metadata.name.as_deref().unwrap_or("");
+    format!("Error updating {ns}/{name}: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret.")
+}
+
+/// What to report when the API refused the write a [`plan`] decided (`error` is what the
+/// create or replace returned): no further write, the failure, its status and event.
+///
+/// The API's structured answer decides, not its text: 422 `Invalid` with a `FieldValueForbidden`
+/// cause on `data` (or `immutable`) is the API server's immutable-Secret rule, reported exactly
+/// as the planner's own immutable check is ([`Failure::Immutable`], final). Anything else,
+/// a 409 conflict, a 403, another 422 (a changed `type`), a 5xx or no answer at all, is
+/// [`Failure::Write`], retried; its message is the API's own message (what Bitnami's
+/// `err.Error()` shows), or the client's error when there was no answer.
+pub fn plan_write_failure(
+    ss: &SealedSecret,
+    error: &kube::Error,
+    now: Timestamp,
+    opts: &PlanOptions,
+) -> Plan {
+    let (failure, message) = match error {
+        kube::Error::Api(status) if refused_as_immutable(status) => {
+            (Failure::Immutable, immutable_message(ss))
+        }
+        _ => (Failure::Write, api_message(error)),
+    };
+    failed(ss, now, opts, failure, message, Vec::new())
+}
+
+/// Whether the API server refused a Secret update under its immutable-Secret rule (a
+/// `field.Forbidden` on `data` or `immutable` in its `Invalid` answer).
+fn refused_as_immutable(status: &kube::core::Status) -> bool {
+    status.code == 422
+        && status.reason == "Invalid"
+        && status.details.as_ref().is_some_and(|d| {
+            d.causes.iter().any(|c| {
+                c.reason == "FieldValueForbidden"
+                    && matches!(c.field.as_str(), "data" | "immutable")
+            })
+        })
+}
+
+/// The text of an API error for a status or an event: the API's message when it answered
+/// (client-go's `err.Error()`), else the client's error.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn failed(
     ss: &SealedSecret,
     now: Timestamp,
@@ -475,7 +526,7 @@ fn failed(
 /// The status to write, or `None` when the stored one is already right (reference §2: written
 /// only when the condition's status changes or observedGeneration lags). kseal also rewrites it
 /// when the message or reason changed, so a stale error never stays after a different one.
-pub fn status_update(
+fn status_update(
     ss: &SealedSecret,
     now: Timestamp,
     opts: &PlanOptions,

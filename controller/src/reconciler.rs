@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kseal_crds::{SealedSecret, SealedSecretCondition, SealedSecretStatus, ANNOTATION_MANAGED};
+use kseal_crds::{SealedSecret, SealedSecretStatus, ANNOTATION_MANAGED};
 use kube::api::{DeleteParams, PartialObjectMeta, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -41,9 +41,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::EventRecorder;
-use crate::keys::KeyRegistry;
+use crate::keys::registry::KeyRegistry;
 use crate::metrics::{Metrics, UnsealErrorReason};
-use crate::planner::{self, EventSpec, Failure, Plan, PlanOptions, Write, CONDITION_SYNCED};
+use crate::planner::{self, EventSpec, Plan, PlanOptions, Write, CONDITION_SYNCED};
 use crate::work::PrivateKeyWork;
 
 /// How long a reconcile waits before it tries again when its namespace already has one running
@@ -83,15 +83,53 @@ impl Default for ReconcileOptions {
     }
 }
 
-/// A failed reconcile (the error policy retries it).
+/// A failed reconcile (the error policy logs it and retries): which step failed, for which
+/// SealedSecret (`namespace/name`; its Secret has the same name), and why. The cause is part of
+/// the message, not a `source()`, so that it is printed once however the error is shown.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    /// Reading or writing through the API failed.
-    #[error("{0}")]
-    Api(#[from] kube::Error),
-    /// The planning task did not finish.
-    #[error("planning failed: {0}")]
-    Join(String),
+    /// Reading the Secret failed.
+    #[error("GetSecret {namespace}/{name}: {cause}")]
+    GetSecret {
+        /// The namespace.
+        namespace: String,
+        /// The SealedSecret's (and the Secret's) name.
+        name: String,
+        /// What the API client returned.
+        cause: kube::Error,
+    },
+    /// Decrypting and planning did not finish (the blocking task panicked or was cancelled).
+    #[error("Plan {namespace}/{name}: {cause}")]
+    Plan {
+        /// The namespace.
+        namespace: String,
+        /// The SealedSecret's name.
+        name: String,
+        /// Why the task ended.
+        cause: tokio::task::JoinError,
+    },
+    /// Creating or replacing the Secret failed with a retried [`planner::Failure::Write`] (the status and
+    /// the event already say so).
+    #[error("WriteSecret {namespace}/{name}: {cause}")]
+    WriteSecret {
+        /// The namespace.
+        namespace: String,
+        /// The SealedSecret's (and the Secret's) name.
+        name: String,
+        /// What the API client returned.
+        cause: kube::Error,
+    },
+    /// Writing the SealedSecret's status failed (other than a conflict or a deleted object,
+    /// which their watch events resolve).
+    #[error("WriteStatus {namespace}/{name}: {cause}")]
+    WriteStatus {
+        /// The namespace.
+        namespace: String,
+        /// The SealedSecret's name.
+        name: String,
+        /// What the API client returned.
+        cause: kube::Error,
+    },
 }
 
 type Key = (String, String);
@@ -306,7 +344,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
 
     let existing = match secrets.get_opt(name).await {
         Ok(s) => s,
-        Err(e) => {
+        Err(cause) => {
             ctx.metrics.unseal_error(UnsealErrorReason::Update, ns);
             ctx.events
                 .publish(
@@ -314,11 +352,15 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
                     &EventSpec {
                         type_: "Warning",
                         reason: "ErrUpdateFailed",
-                        message: e.to_string(),
+                        message: planner::api_message(&cause),
                     },
                 )
                 .await;
-            return Err(e.into());
+            return Err(ReconcileError::GetSecret {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                cause,
+            });
         }
     };
 
@@ -344,12 +386,16 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         );
         // The Secret that was read holds plaintext too.
         if let Some(e) = existing.as_mut() {
-            crate::keystore::scrub(e);
+            crate::keys::store::scrub(e);
         }
         plan
     })
     .await
-    .map_err(|e| ReconcileError::Join(e.to_string()))?;
+    .map_err(|cause| ReconcileError::Plan {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        cause,
+    })?;
 
     let Plan {
         write,
@@ -372,19 +418,19 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         Write::Nothing => Ok(None),
         Write::Create(mut secret) => {
             let r = secrets.create(&PostParams::default(), &secret).await;
-            crate::keystore::scrub(&mut secret);
+            crate::keys::store::scrub(&mut secret);
             r.map(Some)
         }
         Write::Update(mut secret) => {
             let r = secrets.replace(name, &PostParams::default(), &secret).await;
-            crate::keystore::scrub(&mut secret);
+            crate::keys::store::scrub(&mut secret);
             r.map(Some)
         }
     };
-    let mut retry_now = false;
+    let mut write_error = None;
     match write_result {
         Ok(Some(mut written)) => {
-            crate::keystore::scrub(&mut written);
+            crate::keys::store::scrub(&mut written);
             if let Some(rv) = written.metadata.resource_version.take() {
                 lock(&ctx.written).insert(key.clone(), rv);
             }
@@ -392,38 +438,16 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         }
         Ok(None) => {}
         Err(e) => {
-            let text = e.to_string();
-            let message = if text.ends_with("field is immutable when `immutable` is set") {
-                format!("Error updating {ns}/{name}: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret.")
-            } else {
-                retry_now = true;
-                text
-            };
-            event = EventSpec {
-                type_: "Warning",
-                reason: "ErrUpdateFailed",
-                message: message.clone(),
-            };
-            status = planner::status_update(
-                &ss,
-                Timestamp::now(),
-                &plan_opts,
-                Some((Failure::Immutable, &message)),
-            )
-            .map(|mut s| {
-                if retry_now {
-                    set_reason(&mut s, "UpdateFailed");
-                }
-                s
-            });
-            ctx.metrics.unseal_error(UnsealErrorReason::Update, ns);
-            failure = Some((Failure::Immutable, message));
+            // The API refused the write: the planner decides what to report instead.
+            let refused = planner::plan_write_failure(&ss, &e, Timestamp::now(), &plan_opts);
+            failure = refused.failure;
+            status = refused.status;
+            event = refused.event;
+            write_error = Some(e);
         }
     }
     if let Some((f, _)) = &failure {
-        if !retry_now {
-            ctx.metrics.unseal_error((*f).into(), ns);
-        }
+        ctx.metrics.unseal_error((*f).into(), ns);
     }
 
     // The status, through the status subresource (Bitnami's verb: update).
@@ -441,13 +465,17 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
                     lock(&ctx.statuses).insert(key.clone(), (uid.clone(), st.clone()));
                 }
             }
-            Err(e) => {
+            Err(cause) => {
                 ctx.metrics.unseal_error(UnsealErrorReason::Status, ns);
-                tracing::warn!(namespace = ns, name, error = %e, "cannot update the status");
-                if !matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 404) {
-                    return Err(e.into());
+                if !matches!(&cause, kube::Error::Api(s) if s.code == 409 || s.code == 404) {
+                    return Err(ReconcileError::WriteStatus {
+                        namespace: ns.to_string(),
+                        name: name.to_string(),
+                        cause,
+                    });
                 }
                 // A conflict means the SealedSecret changed: its watch event brings a new pass.
+                tracing::warn!(namespace = ns, name, error = %cause, "cannot update the status");
             }
         }
     }
@@ -464,12 +492,20 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
             ctx.succeeded(&key);
             Ok(Action::await_change())
         }
-        Some((f, _)) if f.retry() || retry_now => match ctx.retry_after(&key) {
-            Some(delay) => {
-                ctx.mark_pending(key);
-                Ok(Action::requeue(delay))
-            }
-            None => Ok(Action::await_change()),
+        Some((f, _)) if f.retry() => match write_error {
+            // Through the error policy, which logs the failed write and retries.
+            Some(cause) => Err(ReconcileError::WriteSecret {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                cause,
+            }),
+            None => match ctx.retry_after(&key) {
+                Some(delay) => {
+                    ctx.mark_pending(key);
+                    Ok(Action::requeue(delay))
+                }
+                None => Ok(Action::await_change()),
+            },
         },
         Some(_) => Ok(Action::await_change()),
     }
@@ -492,17 +528,6 @@ fn with_latest_status(ctx: &Context, ss: Arc<SealedSecret>) -> Arc<SealedSecret>
     let mut copy = (*ss).clone();
     copy.status = Some(status);
     Arc::new(copy)
-}
-
-fn set_reason(status: &mut SealedSecretStatus, reason: &str) {
-    if let Some(c) = status
-        .conditions
-        .iter_mut()
-        .flatten()
-        .find(|c: &&mut SealedSecretCondition| c.type_ == CONDITION_SYNCED)
-    {
-        c.reason = Some(reason.to_string());
-    }
 }
 
 fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::keys::KeyRegistry;
+use crate::keys::registry::KeyRegistry;
 
 /// Where the page is served.
 pub const WEB_PREFIX: &str = "/web";

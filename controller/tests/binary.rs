@@ -80,5 +80,12 @@ fn an_unreachable_kubeconfig_is_a_start_up_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("cannot read kubeconfig"), "{err:?}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: cannot read kubeconfig"), "{err:?}");
+    // kube's error shows its cause and returns it as its source: printed once all the same.
+    assert_eq!(
+        last.matches("(os error 2)").count(),
+        1,
+        "each cause once: {last:?}"
+    );
 }

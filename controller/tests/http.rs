@@ -15,10 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http_body_util::BodyExt;
 use k8s_openapi::jiff::Timestamp;
-use kseal_controller::http::{
-    decode, router, serve_listener, ApiConfig, ApiState, DecodeError, PeerAddr, ServeOptions,
-};
-use kseal_controller::keys::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
+use kseal_controller::http::api::{decode, router, ApiConfig, ApiState, DecodeError};
+use kseal_controller::http::server::{serve_listener, PeerAddr, ServeOptions};
+use kseal_controller::keys::registry::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
 use kseal_controller::metrics::{follow_keys, metrics_router, Metrics, UnsealErrorReason};
 use kseal_controller::ratelimit::ManualClock;
 use kseal_crds::SealedSecret;

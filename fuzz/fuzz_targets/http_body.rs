@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use k8s_openapi::jiff::Timestamp;
-use kseal_controller::http::{decode, open_items, reseal};
-use kseal_controller::keys::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
+use kseal_controller::http::api::{decode, open_items, reseal};
+use kseal_controller::keys::registry::{KeyRegistry, RegisteredAgeIdentity, RegisteredKey};
 use kseal_sealing::unseal::UnsealOptions;
 use libfuzzer_sys::fuzz_target;
 

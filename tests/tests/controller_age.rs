@@ -19,7 +19,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kseal_controller::keystore::{
+use kseal_controller::keys::store::{
     age_identity_secret, AGE_IDENTITY_DATA_KEY, AGE_IDENTITY_LABEL, ANNOTATION_AGE_RECIPIENT,
     CONFIGMAP_AGE_RECIPIENT_KEY,
 };

@@ -17,8 +17,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kseal_controller::keyloop::ANNOTATION_RENEW_REQUESTED;
-use kseal_crds::{SealedSecret, SealedSecretSpec};
+use kseal_crds::{SealedSecret, SealedSecretSpec, ANNOTATION_RENEW_REQUESTED};
 use kseal_crypto::Certificate;
 use kseal_e2e::controller::{
     base_secret, check_data, eventually_ok, eventually_secret, http_get, seal, wait_synced,
@@ -277,7 +276,7 @@ async fn a_key_secret_added_at_run_time_is_used_without_a_restart() -> Result<()
         time::OffsetDateTime::now_utc(),
     )?;
     let cert = key.certificate().context("no certificate")?.clone();
-    let mut secret = kseal_controller::keystore::key_secret(
+    let mut secret = kseal_controller::keys::store::key_secret(
         &key,
         "restored-key",
         &BTreeMap::new(),

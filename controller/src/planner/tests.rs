@@ -174,7 +174,10 @@ fn r03_an_unmanaged_secret_is_left_alone() {
         p.event.message,
         "Resource \"mysecret\" already exists and is not managed by SealedSecret"
     );
-    assert_eq!(Failure::Unmanaged.metric_reason(), "unmanaged");
+    assert_eq!(
+        crate::metrics::UnsealErrorReason::from(Failure::Unmanaged).as_str(),
+        "unmanaged"
+    );
     assert!(
         !Failure::Unmanaged.retry(),
         "IT-11: no retry that would create the Secret once the unmanaged one is deleted"
@@ -730,4 +733,168 @@ fn template_errors_in_status_and_events_never_carry_values() {
         msg.contains("repeat: the result would exceed the limit"),
         "{msg}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A write the API refused (plan_write_failure)
+
+/// The details of an `Invalid` answer about the Secret `mysecret`, with one field cause.
+fn details(reason: &str, message: &str, field: &str) -> kube::core::response::StatusDetails {
+    kube::core::response::StatusDetails {
+        name: "mysecret".into(),
+        group: String::new(),
+        kind: "secrets".into(),
+        uid: String::new(),
+        causes: vec![kube::core::response::StatusCause {
+            reason: reason.into(),
+            message: message.into(),
+            field: field.into(),
+        }],
+        retry_after_seconds: 0,
+    }
+}
+
+/// What the API server answers to new data for an immutable Secret (apimachinery's
+/// `NewInvalid` over `field.Forbidden(data, …)`).
+fn immutable_refusal() -> kube::Error {
+    kube::Error::Api(Box::new(kube::core::Status {
+        status: Some(kube::core::response::StatusSummary::Failure),
+        code: 422,
+        message: "Secret \"mysecret\" is invalid: data: Forbidden: field is immutable when `immutable` is set".into(),
+        metadata: None,
+        reason: "Invalid".into(),
+        details: Some(details(
+            "FieldValueForbidden",
+            "Forbidden: field is immutable when `immutable` is set",
+            "data",
+        )),
+    }))
+}
+
+fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+    kube::Error::Api(Box::new(
+        kube::core::Status::failure(message, reason).with_code(code),
+    ))
+}
+
+fn refused(error: &kube::Error) -> Plan {
+    let mut s = ss();
+    s.metadata.generation = Some(3);
+    plan_write_failure(&s, error, t(5), &PlanOptions::default())
+}
+
+fn condition(p: &Plan) -> SealedSecretCondition {
+    let status = p
+        .status
+        .clone()
+        .expect("a failed write is recorded in the status");
+    assert_eq!(status.observed_generation, Some(3));
+    status.conditions.unwrap().remove(0)
+}
+
+#[test]
+fn an_immutable_refusal_is_the_immutable_failure_final_and_counted_once() {
+    let p = refused(&immutable_refusal());
+    assert_eq!(p.write, Write::Nothing);
+    let (f, msg) = p.failure.clone().unwrap();
+    assert_eq!(
+        f,
+        Failure::Immutable,
+        "the same failure as the planner's own check"
+    );
+    assert!(!f.retry(), "final, as Bitnami");
+    assert_eq!(
+        msg,
+        "Error updating default/mysecret: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret."
+    );
+    assert_eq!(p.event.type_, "Warning");
+    assert_eq!(p.event.reason, "ErrUpdateFailed");
+    assert_eq!(p.event.message, msg);
+    let c = condition(&p);
+    assert_eq!(c.status, "False");
+    assert_eq!(c.reason.as_deref(), Some("SecretImmutable"));
+    assert_eq!(c.message.as_deref(), Some(msg.as_str()));
+    // One failure, so one count of unseal_errors_total{reason="update"}.
+    assert_eq!(
+        crate::metrics::UnsealErrorReason::from(f).as_str(),
+        "update"
+    );
+}
+
+#[test]
+fn other_refusals_are_write_failures_retried_with_the_apis_message() {
+    let conflict = api_error(
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on secrets \"mysecret\": the object has been modified; please apply your changes to the latest version and try again",
+    );
+    let exists = api_error(409, "AlreadyExists", "secrets \"mysecret\" already exists");
+    let forbidden = api_error(
+        403,
+        "Forbidden",
+        "secrets \"mysecret\" is forbidden: User \"system:serviceaccount:kube-system:sealed-secrets\" cannot update resource \"secrets\" in API group \"\" in the namespace \"default\"",
+    );
+    // The Secret's type is immutable too, but that is not the immutable-Secret rule.
+    let type_changed = kube::Error::Api(Box::new(
+        kube::core::Status::failure(
+            "Secret \"mysecret\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable",
+            "Invalid",
+        )
+        .with_code(422)
+        .with_details(details(
+            "FieldValueInvalid",
+            "Invalid value: \"kubernetes.io/tls\": field is immutable",
+            "type",
+        )),
+    ));
+    let unavailable = api_error(
+        503,
+        "ServiceUnavailable",
+        "the server is currently unable to handle the request",
+    );
+    for (error, message) in [
+        (&conflict, "Operation cannot be fulfilled on secrets \"mysecret\": the object has been modified; please apply your changes to the latest version and try again"),
+        (&exists, "secrets \"mysecret\" already exists"),
+        (&forbidden, "secrets \"mysecret\" is forbidden: User \"system:serviceaccount:kube-system:sealed-secrets\" cannot update resource \"secrets\" in API group \"\" in the namespace \"default\""),
+        (&type_changed, "Secret \"mysecret\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"),
+        (&unavailable, "the server is currently unable to handle the request"),
+    ] {
+        let p = refused(error);
+        assert_eq!(p.write, Write::Nothing);
+        let (f, msg) = p.failure.clone().unwrap();
+        assert_eq!(f, Failure::Write, "{message}");
+        assert!(f.retry(), "{message}");
+        assert_eq!(msg, message, "the API's message, as Bitnami's err.Error()");
+        assert_eq!(p.event.type_, "Warning");
+        assert_eq!(p.event.reason, "ErrUpdateFailed");
+        assert_eq!(p.event.message, message);
+        let c = condition(&p);
+        assert_eq!(c.status, "False");
+        assert_eq!(c.reason.as_deref(), Some("UpdateFailed"));
+        assert_eq!(c.message.as_deref(), Some(message));
+        assert_eq!(crate::metrics::UnsealErrorReason::from(f).as_str(), "update");
+    }
+}
+
+#[test]
+fn a_write_without_an_answer_is_a_write_failure_with_the_clients_error() {
+    // No Status from the API server (the connection failed): the client's own error.
+    let error = kube::Error::LinesCodecMaxLineLengthExceeded;
+    let p = refused(&error);
+    let (f, msg) = p.failure.clone().unwrap();
+    assert_eq!(f, Failure::Write);
+    assert!(f.retry());
+    assert_eq!(msg, error.to_string());
+    assert_eq!(condition(&p).reason.as_deref(), Some("UpdateFailed"));
+}
+
+#[test]
+fn a_refused_write_with_status_updates_off_writes_no_status() {
+    let opts = PlanOptions {
+        update_status: false,
+        ..Default::default()
+    };
+    let p = plan_write_failure(&ss(), &immutable_refusal(), t(0), &opts);
+    assert_eq!(p.status, None);
+    assert_eq!(p.failure.unwrap().0, Failure::Immutable);
 }

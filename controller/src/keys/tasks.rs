@@ -45,13 +45,13 @@ use kube::Api;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::keymanager::KeyManager;
-use crate::keys::next_renewal;
-use crate::keystore::{
+use crate::keys::manager::KeyManager;
+use crate::keys::registry::next_renewal;
+use crate::keys::store::{
     age_identity_from_secret, key_from_secret, scrub, AGE_IDENTITY_LABEL, AGE_IDENTITY_LABEL_ACTIVE,
 };
 
-pub use kseal_crds::{ANNOTATION_RENEW_HANDLED, ANNOTATION_RENEW_REQUESTED};
+use kseal_crds::{ANNOTATION_RENEW_HANDLED, ANNOTATION_RENEW_REQUESTED};
 
 fn is_forbidden(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403)
@@ -445,9 +445,9 @@ async fn publish_certificates(keys: Arc<KeyManager>, stop: CancellationToken) {
     }
 }
 
-fn is_publish_forbidden(e: &crate::keystore::KeyStoreError) -> bool {
+fn is_publish_forbidden(e: &crate::keys::store::KeyStoreError) -> bool {
     match e {
-        crate::keystore::KeyStoreError::Publish { source, .. } => is_forbidden(source),
+        crate::keys::store::KeyStoreError::Publish { cause, .. } => is_forbidden(cause),
         _ => false,
     }
 }

@@ -42,7 +42,9 @@ use kseal_crypto::{AgeIdentity, AgeRecipient, Certificate, PrivateKey};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
-use crate::keys::{ordering_time, KeyOrderPriority, RegisteredAgeIdentity, RegisteredKey};
+use crate::keys::registry::{
+    ordering_time, KeyOrderPriority, RegisteredAgeIdentity, RegisteredKey,
+};
 
 /// The label that marks an age identity Secret (value [`AGE_IDENTITY_LABEL_ACTIVE`]).
 pub const AGE_IDENTITY_LABEL: &str = "sealedsecrets.kseal.dev/age-identity";
@@ -61,7 +63,8 @@ pub fn age_secret_prefix(key_prefix: &str) -> String {
 }
 
 /// What went wrong with a key Secret or a key-store call. Messages name the Secret, never key
-/// material.
+/// material. Each message includes its cause, which is therefore not also a `source()` (it
+/// would be printed twice).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyStoreError {
@@ -74,32 +77,38 @@ pub enum KeyStoreError {
         reason: String,
     },
     /// Listing the key Secrets failed.
-    #[error("cannot list key Secrets in namespace {namespace:?}: {source}")]
+    #[error("cannot list key Secrets in namespace {namespace:?}: {cause}")]
     List {
         /// The controller namespace.
         namespace: String,
-        /// Cause.
-        source: kube::Error,
+        /// What the API client returned.
+        cause: kube::Error,
     },
     /// Creating a new key Secret failed (the key is then not used).
-    #[error("cannot create a key Secret in namespace {namespace:?}: {source}")]
+    #[error("cannot create a key Secret in namespace {namespace:?}: {cause}")]
     Create {
         /// The controller namespace.
         namespace: String,
-        /// Cause.
-        source: kube::Error,
+        /// What the API client returned.
+        cause: kube::Error,
     },
     /// Publishing the certificate failed.
-    #[error("cannot publish the certificate in ConfigMap {name:?}: {source}")]
+    #[error("cannot publish the certificate in ConfigMap {name:?}: {cause}")]
     Publish {
         /// The ConfigMap.
         name: String,
-        /// Cause.
-        source: kube::Error,
+        /// What the API client returned.
+        cause: kube::Error,
     },
     /// Encoding a key failed.
     #[error("cannot encode the key: {0}")]
-    Encode(#[from] kseal_crypto::Error),
+    Encode(kseal_crypto::Error),
+}
+
+impl From<kseal_crypto::Error> for KeyStoreError {
+    fn from(e: kseal_crypto::Error) -> Self {
+        KeyStoreError::Encode(e)
+    }
 }
 
 /// Why a Secret may not be a key even though it carries a key label: it was made from a
@@ -298,6 +307,22 @@ pub fn age_identity_secret(
     }
 }
 
+/// The data of the certificate ConfigMap: `cert.pem`, `fingerprint` and, when given,
+/// [`CONFIGMAP_AGE_RECIPIENT_KEY`] (the `age1…` text, without a newline, like `fingerprint`).
+pub fn certificate_data(
+    cert: &Certificate,
+    age_recipient: Option<&AgeRecipient>,
+) -> BTreeMap<String, String> {
+    let mut data = BTreeMap::from([
+        ("cert.pem".to_string(), cert.to_pem()),
+        ("fingerprint".to_string(), cert.fingerprint().to_string()),
+    ]);
+    if let Some(r) = age_recipient {
+        data.insert(CONFIGMAP_AGE_RECIPIENT_KEY.to_string(), r.to_string());
+    }
+    data
+}
+
 /// Zeroizes and drops the data of a Secret that held a private key.
 pub fn scrub(secret: &mut Secret) {
     kseal_sealing::seal::scrub(secret.data.take().unwrap_or_default(), BTreeMap::new());
@@ -377,10 +402,10 @@ impl KeyStore {
                 // A controller without `get` on Secrets (Bitnami's key-admin Role grants only
                 // create/list) cannot read the legacy key; listing covered the labelled ones.
                 Err(kube::Error::Api(s)) if s.code == 403 => {}
-                Err(source) => {
+                Err(cause) => {
                     return Err(KeyStoreError::List {
                         namespace: self.namespace.clone(),
-                        source,
+                        cause,
                     })
                 }
             }
@@ -418,9 +443,9 @@ impl KeyStore {
             .list(&ListParams::default().labels(selector))
             .await
             .map(|l| l.items)
-            .map_err(|source| KeyStoreError::List {
+            .map_err(|cause| KeyStoreError::List {
                 namespace: self.namespace.clone(),
-                source,
+                cause,
             })
     }
 
@@ -436,9 +461,9 @@ impl KeyStore {
         let mut secret = age_identity_secret(&identity, &self.prefix, labels, annotations);
         let created = self.secrets.create(&PostParams::default(), &secret).await;
         scrub(&mut secret);
-        let mut created = created.map_err(|source| KeyStoreError::Create {
+        let mut created = created.map_err(|cause| KeyStoreError::Create {
             namespace: self.namespace.clone(),
-            source,
+            cause,
         })?;
         scrub(&mut created);
         Ok(RegisteredAgeIdentity {
@@ -461,9 +486,9 @@ impl KeyStore {
         let mut secret = key_secret(&key, &self.prefix, labels, annotations)?;
         let created = self.secrets.create(&PostParams::default(), &secret).await;
         scrub(&mut secret);
-        let mut created = created.map_err(|source| KeyStoreError::Create {
+        let mut created = created.map_err(|cause| KeyStoreError::Create {
             namespace: self.namespace.clone(),
-            source,
+            cause,
         })?;
         scrub(&mut created);
         Ok(RegisteredKey {
@@ -494,13 +519,7 @@ impl KeyStore {
         cert: &Certificate,
         age_recipient: Option<&AgeRecipient>,
     ) -> Result<(), KeyStoreError> {
-        let mut data = BTreeMap::from([
-            ("cert.pem".to_string(), cert.to_pem()),
-            ("fingerprint".to_string(), cert.fingerprint().to_string()),
-        ]);
-        if let Some(r) = age_recipient {
-            data.insert(CONFIGMAP_AGE_RECIPIENT_KEY.to_string(), r.to_string());
-        }
+        let data = certificate_data(cert, age_recipient);
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -521,9 +540,9 @@ impl KeyStore {
                 &Patch::Apply(&cm),
             )
             .await
-            .map_err(|source| KeyStoreError::Publish {
+            .map_err(|cause| KeyStoreError::Publish {
                 name: name.to_string(),
-                source,
+                cause,
             })?;
         Ok(())
     }
@@ -533,8 +552,8 @@ impl KeyStore {
 mod tests {
     use super::*;
 
-    const GO_KEY: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.key");
-    const GO_CERT: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.crt");
+    const GO_KEY: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.key");
+    const GO_CERT: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.crt");
 
     fn secret(name: &str, key: &[u8], crt: &[u8]) -> Secret {
         Secret {

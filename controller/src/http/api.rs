@@ -1,5 +1,5 @@
-//! The controller's HTTP API on the main port (reference §4.3), and the server that runs it and
-//! the metrics router.
+//! The controller's HTTP API on the main port (reference §4.3): the routes and their handlers.
+//! The server that runs them (and the metrics router) is [`super::server`].
 //!
 //! | path | answer |
 //! |---|---|
@@ -28,63 +28,42 @@
 //! could decrypt", and plaintext never leaves the blocking task that decrypts it: it is
 //! re-encrypted or scrubbed there.
 //!
-//! # The server
-//!
-//! [`serve`] runs a router on hyper's HTTP/1 server (plain HTTP, like Bitnami's, meant to be
-//! reached through the API server's service proxy) with Go's `http.Server` timeouts:
-//! `--read-timeout` bounds reading the request head (hyper's header timeout, which also closes
-//! idle keep-alive connections, like Go's IdleTimeout defaulting to ReadTimeout) and the body;
-//! `--write-timeout` bounds the handler, and a write that makes no progress for that long closes
-//! the connection. A timed-out handler closes the connection without a response, as Go's does.
-//! Shutdown stops accepting, lets in-flight requests finish and closes idle connections.
-//!
 //! # Bounds (anyone in the cluster can reach this port)
+//!
+//! The server bounds connections and the time a request may take ([`super::server`]); the
+//! handlers bound the rest:
 //!
 //! - request bodies: [`DEFAULT_MAX_BODY_BYTES`] (413 beyond), and the SealedSecret bounds of
 //!   `kseal_sealing::limits` before any decryption;
-//! - connections: at most [`MAX_CONNECTIONS`] open, [`MAX_CONNECTIONS_PER_PEER`] from one
-//!   address (further ones are closed at once), so a few slow clients cannot hold every
-//!   connection and fail the probes;
 //! - rate: `/v1/verify` and `/v1/rotate` each allow `--rate-limit` per second (burst
-//!   `--rate-limit-burst`) per client, where the client is the TCP peer, or the address a
-//!   `--trusted-proxies` proxy forwarded (see [`crate::ratelimit`]);
+//!   `--rate-limit-burst`) per client, where the client is the TCP peer (the server's
+//!   [`PeerAddr`]), or the address a `--trusted-proxies` proxy forwarded (see
+//!   [`crate::ratelimit`]);
 //! - CPU: both take a permit of the process-wide private-key work limit
 //!   ([`crate::work::PrivateKeyWork`]) and answer 503 when none frees up within
 //!   [`crate::work::HTTP_WAIT`].
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kseal_crds::SealedSecret;
 use kseal_sealing::seal::{resolve, seal_secret, SealOptions};
 use kseal_sealing::unseal::{unseal, UnsealOptions, Unsealed};
+use kseal_crds::SealedSecret;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::time::Sleep;
-use tower::ServiceExt;
 
-use crate::keys::KeyRegistry;
+use super::server::PeerAddr;
+use crate::keys::registry::KeyRegistry;
 use crate::metrics::Metrics;
 use crate::ratelimit::{client_key, vary_key, Cidr, Clock, InvalidQuota, RateLimiter, SystemClock};
 use crate::work::{PrivateKeyWork, HTTP_WAIT};
@@ -104,16 +83,6 @@ pub const ROTATE_PATH: &str = "/v1/rotate";
 /// SealedSecret is stored in etcd, whose default request limit is 1.5 MiB, and real ones are
 /// a few KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
-
-/// Open connections at most, per server; further ones are closed as soon as they are accepted.
-pub const MAX_CONNECTIONS: usize = 1024;
-
-/// Open connections at most from one peer address.
-pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
-
-/// The TCP peer of a request, put into its extensions by [`serve_listener`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
@@ -578,7 +547,7 @@ pub enum RotateError {
     #[error("error creating new sealed secret. {0}")]
     Seal(kseal_sealing::Error),
     #[error("cannot encode the sealed secret: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
 }
 
 /// Bitnami's rotate: the template metadata is forced to the top-level metadata (so the scope
@@ -630,309 +599,5 @@ pub fn reseal(
     )
     .map_err(RotateError::Seal)?;
     out.spec.template.data = ss.spec.template.data.take();
-    Ok(kseal_gocompat::to_go_json(&out, false)?)
-}
-
-/// Timeouts of an HTTP server (`--read-timeout`, `--write-timeout`; zero turns one off).
-#[derive(Debug, Clone, Copy)]
-pub struct ServeOptions {
-    /// Reading a request: its head (and idle keep-alive time) and its body.
-    pub read_timeout: Duration,
-    /// Running the handler; also the longest a response write may stall.
-    pub write_timeout: Duration,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            read_timeout: Duration::from_secs(120),
-            write_timeout: Duration::from_secs(120),
-        }
-    }
-}
-
-fn nonzero(d: Duration) -> Option<Duration> {
-    (!d.is_zero()).then_some(d)
-}
-
-/// Binds `addr` and serves `router` until `shutdown` completes (see [`serve_listener`]).
-pub async fn serve(
-    addr: SocketAddr,
-    router: Router,
-    opts: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    serve_listener(listener, router, opts, shutdown).await
-}
-
-/// Serves `router` on an already bound listener until `shutdown` completes, then stops
-/// accepting, closes idle connections and waits for in-flight requests (at most the read plus
-/// the write timeout, which bound any request). Returns Ok after a graceful stop.
-pub async fn serve_listener(
-    listener: TcpListener,
-    router: Router,
-    opts: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    let read_timeout = nonzero(opts.read_timeout);
-    let write_timeout = nonzero(opts.write_timeout);
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(read_timeout);
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(ConnectionCount::default());
-    let mut backoff = Duration::ZERO;
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => {
-                    backoff = Duration::ZERO;
-                    conn
-                }
-                Err(e) => {
-                    // Go's Serve: back off 5 ms, doubling up to 1 s, on accept errors (EMFILE).
-                    backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
-                    tracing::warn!("accept error: {e}; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Some(slot) = connections.clone().open(peer.ip()) else {
-            tracing::debug!(peer = %peer.ip(), "too many connections: closed");
-            drop(stream);
-            continue;
-        };
-        let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let router = router.clone();
-            async move {
-                let mut req = req.map(|body| Body::new(DeadlineBody::new(body, read_timeout)));
-                req.extensions_mut().insert(PeerAddr(peer));
-                let handle = router.oneshot(req);
-                match write_timeout {
-                    Some(t) => match tokio::time::timeout(t, handle).await {
-                        Ok(r) => r.map_err(|never| match never {}),
-                        // An error closes the connection without a response, as Go does.
-                        Err(_) => Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "handler exceeded the write timeout",
-                        )),
-                    },
-                    None => handle.await.map_err(|never| match never {}),
-                }
-            }
-        });
-        let conn = graceful.watch(builder.serve_connection(io, service));
-        tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(e) = conn.await {
-                tracing::debug!("connection closed: {e}");
-            }
-        });
-    }
-    drop(listener);
-    let drain = graceful.shutdown();
-    match read_timeout.zip(write_timeout) {
-        Some((r, w)) => {
-            if tokio::time::timeout(r + w, drain).await.is_err() {
-                tracing::warn!("shutdown: connections still open after {:?}", r + w);
-            }
-        }
-        None => drain.await,
-    }
-    Ok(())
-}
-
-/// Open connections, in all and per peer address ([`MAX_CONNECTIONS`],
-/// [`MAX_CONNECTIONS_PER_PEER`]).
-#[derive(Debug, Default)]
-struct ConnectionCount {
-    per_peer: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// One open connection; counted until it drops.
-struct ConnectionSlot {
-    count: Arc<ConnectionCount>,
-    peer: IpAddr,
-}
-
-impl ConnectionCount {
-    fn open(self: Arc<Self>, peer: IpAddr) -> Option<ConnectionSlot> {
-        {
-            let mut g = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
-            let (total, map) = &mut *g;
-            let n = map.get(&peer).copied().unwrap_or(0);
-            if *total >= MAX_CONNECTIONS || n >= MAX_CONNECTIONS_PER_PEER {
-                return None;
-            }
-            *total += 1;
-            map.insert(peer, n + 1);
-        }
-        Some(ConnectionSlot { count: self, peer })
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        let mut g = self
-            .count
-            .per_peer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let (total, map) = &mut *g;
-        *total -= 1;
-        if let Some(n) = map.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.peer);
-            }
-        }
-    }
-}
-
-/// A request body that fails once the read timeout has passed since the request arrived.
-struct DeadlineBody {
-    inner: Incoming,
-    deadline: Option<Pin<Box<Sleep>>>,
-}
-
-impl DeadlineBody {
-    fn new(inner: Incoming, timeout: Option<Duration>) -> Self {
-        DeadlineBody {
-            inner,
-            deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
-        }
-    }
-}
-
-impl hyper::body::Body for DeadlineBody {
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                let e = io::Error::new(io::ErrorKind::TimedOut, "request body read timeout");
-                return Poll::Ready(Some(Err(e.into())));
-            }
-        }
-        Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        hyper::body::Body::is_end_stream(&self.inner)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        hyper::body::Body::size_hint(&self.inner)
-    }
-}
-
-/// A connection whose writes fail when they make no progress for the write timeout (a client
-/// that stops reading cannot hold a connection open forever).
-struct WriteDeadline<S> {
-    inner: S,
-    timeout: Option<Duration>,
-    stalled_since: Option<Pin<Box<Sleep>>>,
-}
-
-impl<S> WriteDeadline<S> {
-    fn new(inner: S, timeout: Option<Duration>) -> Self {
-        WriteDeadline {
-            inner,
-            timeout,
-            stalled_since: None,
-        }
-    }
-
-    /// Called when a write is pending: starts the stall timer or reports that it ran out.
-    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let Some(timeout) = self.timeout else {
-            return Poll::Pending;
-        };
-        let timer = self
-            .stalled_since
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "write timeout",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn progressed<T>(
-        &mut self,
-        r: Poll<io::Result<T>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<T>> {
-        match r {
-            Poll::Ready(r) => {
-                self.stalled_since = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => self.stalled(cx),
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.progressed(r, cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.progressed(r, cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_flush(cx);
-        this.progressed(r, cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.progressed(r, cx)
-    }
+    kseal_gocompat::to_go_json(&out, false).map_err(RotateError::Encode)
 }

@@ -17,13 +17,13 @@ use k8s_openapi::jiff::Timestamp;
 use kseal_crypto::keygen::{generate, KeyProfile};
 use tokio::sync::watch;
 
-use kseal_crypto::AgeIdentity;
+use kseal_crypto::{AgeIdentity, AgeRecipient};
 
-use crate::keys::{
+use crate::keys::registry::{
     needs_age_identity_at_startup, needs_key_at_startup, KeyRegistry, RegisteredAgeIdentity,
     RegisteredKey,
 };
-use crate::keystore::{KeyStore, KeyStoreError};
+use crate::keys::store::{certificate_data, KeyStore, KeyStoreError, CONFIGMAP_AGE_RECIPIENT_KEY};
 
 /// What new keys look like and where the certificate is published.
 #[derive(Debug, Clone)]
@@ -245,37 +245,32 @@ impl KeyManager {
     pub fn published_state(&self) -> Option<(String, Option<String>)> {
         let registry = self.current();
         let newest = registry.newest()?;
-        let age = self
-            .age
-            .then(|| {
-                registry
-                    .newest_age()
-                    .map(|i| i.identity.recipient().to_string())
-            })
-            .flatten();
+        let age = self.published_recipient(&registry).map(|r| r.to_string());
         Some((newest.key.fingerprint().to_string(), age))
     }
 
     /// Whether the certificate ConfigMap holds exactly what this controller publishes (the
-    /// newest certificate, its fingerprint and, with age on, the newest age recipient). `None`
-    /// when there is nothing to publish yet.
+    /// newest certificate, its fingerprint and, with age on, the newest age recipient; keys
+    /// others added are not its business). `None` when there is nothing to publish yet.
     pub fn configmap_matches(&self, cm: &k8s_openapi::api::core::v1::ConfigMap) -> Option<bool> {
         let registry = self.current();
         let cert = registry.newest()?.key.certificate()?;
-        let data = cm.data.clone().unwrap_or_default();
-        let age = self
-            .age
-            .then(|| {
-                registry
-                    .newest_age()
-                    .map(|i| i.identity.recipient().to_string())
-            })
-            .flatten();
+        let recipient = self.published_recipient(&registry);
+        let get = |k: &str| cm.data.as_ref().and_then(|d| d.get(k));
         Some(
-            data.get("cert.pem") == Some(&cert.to_pem())
-                && data.get("fingerprint") == Some(&cert.fingerprint().to_string())
-                && data.get(crate::keystore::CONFIGMAP_AGE_RECIPIENT_KEY) == age.as_ref(),
+            certificate_data(cert, recipient)
+                .iter()
+                .all(|(k, v)| get(k) == Some(v))
+                && (recipient.is_some() || get(CONFIGMAP_AGE_RECIPIENT_KEY).is_none()),
         )
+    }
+
+    /// The age recipient to publish: the newest identity's, with age on.
+    fn published_recipient<'r>(&self, registry: &'r KeyRegistry) -> Option<&'r AgeRecipient> {
+        if !self.age {
+            return None;
+        }
+        registry.newest_age().map(|i| i.identity.recipient())
     }
 
     /// Writes the newest certificate (and, with age on, the newest age recipient) to the
@@ -353,10 +348,7 @@ impl KeyManager {
     async fn publish_registry(&self, registry: &KeyRegistry) -> Result<(), KeyStoreError> {
         if let (Some(name), Some(newest)) = (&self.policy.cert_configmap, registry.newest()) {
             if let Some(cert) = newest.key.certificate() {
-                let recipient = self
-                    .age
-                    .then(|| registry.newest_age().map(|i| i.identity.recipient()))
-                    .flatten();
+                let recipient = self.published_recipient(registry);
                 self.store.publish(name, cert, recipient).await?;
             }
         }
