@@ -1,5 +1,5 @@
 //! Shared by the replays of the cargo-fuzz findings (`cli/tests/fuzz_regressions.rs`,
-//! `crds/tests/fuzz_regressions.rs` include this file with `#[path]`): reading
+//! `sealing/tests/fuzz_regressions.rs` include this file with `#[path]`): reading
 //! `fuzz/regressions/<target>/` and running an input the way the targets do. See
 //! docs/fuzzing.md.
 

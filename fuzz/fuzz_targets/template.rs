@@ -2,7 +2,7 @@
 //! controller and `kseal unseal` run over the decrypted items).
 //!
 //! Input layout and oracle: `kseal_fuzz::template_oracle` (shared with the replay of the
-//! findings in `crds/tests/fuzz_regressions.rs`).
+//! findings in `sealing/tests/fuzz_regressions.rs`).
 //!
 //! Runs on a 2 MiB stack, as in the controller (a stack overflow kills the process with
 //! SIGSEGV, which libFuzzer reports as a deadly signal).

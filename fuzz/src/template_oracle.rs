@@ -1,5 +1,5 @@
 //! The `template` fuzz target's input layout and oracle, shared with the replay of its
-//! findings (`crds/tests/fuzz_regressions.rs` includes this file), so both judge an input the
+//! findings (`sealing/tests/fuzz_regressions.rs` includes this file), so both judge an input the
 //! same way. See docs/fuzzing.md.
 //!
 //! Input: `source`, or `source NUL items` with items one per line as `name=value`. Without an

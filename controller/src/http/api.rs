@@ -56,9 +56,9 @@ use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kseal_crds::SealedSecret;
 use kseal_sealing::seal::{resolve, seal_secret, SealOptions};
 use kseal_sealing::unseal::{unseal, UnsealOptions, Unsealed};
-use kseal_crds::SealedSecret;
 use serde::Deserialize;
 use tokio::sync::watch;
 
