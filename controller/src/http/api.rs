@@ -1,4 +1,5 @@
-//! The controller's HTTP API on the main port (reference §4.3): the routes and their handlers.
+//! The controller's HTTP API on the main port, with the paths and answers of Bitnami's controller:
+//! the routes and their handlers.
 //! The server that runs them (and the metrics router) is [`super::server`].
 //!
 //! | path | answer |
