@@ -7,7 +7,7 @@
 //! `<name>` ([`network_policy`]), the Deployment `<name>` and its PodDisruptionBudget. The
 //! output is deterministic (keys sorted, fixed order).
 //!
-//! Names follow Bitnami's static manifest (reference §4.7) so that installing over a Bitnami
+//! Names follow Bitnami's static manifest (docs/compatibility.md, “Deployment conventions”) so that installing over a Bitnami
 //! install upgrades it in place: Deployment, Service and ServiceAccount are `<name>`, the pod
 //! selector is Bitnami's `name: <name>` (a Deployment's selector is immutable), the container
 //! is `sealed-secrets-controller`. For the default name the RBAC objects keep Bitnami's names

@@ -1,5 +1,5 @@
 //! The kubeseal front, offline: the `kseal` binary run through a symlink named `kubeseal`, with
-//! kubeseal's flags, environment variables, outputs, messages and exit codes (reference §3),
+//! kubeseal's flags, environment variables, outputs, messages and exit codes (docs/compatibility.md, “The kubeseal CLI”),
 //! and Bitnami's integration scenarios that need no cluster (IT-28, IT-33, IT-34, IT-35).
 //!
 //! Goldens of the messages and help text are in `tests/kubeseal/*.trycmd` (run by

@@ -1,4 +1,4 @@
-//! The controller process (reference §4.2), wired from the library's parts:
+//! The controller process (docs/compatibility.md, “Start-up sequence”), wired from the library's parts:
 //!
 //! 1. metrics, the key manager, and both HTTP servers first, so `/healthz` answers while
 //!    everything else starts (`/v1/cert.pem` answers 500 until a key is loaded);

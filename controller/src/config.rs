@@ -1,4 +1,4 @@
-//! The controller's flags: Bitnami's names, defaults and quirks (reference §4.1), so existing
+//! The controller's flags: Bitnami's names, defaults and quirks (docs/compatibility.md, “Controller flags”), so existing
 //! Deployments, Helm values and `SEALED_SECRETS_*` variables keep working, plus kseal's own.
 //!
 //! Raw flags ([`Flags`], clap) are resolved once into [`Config`]: durations parsed Go-style,

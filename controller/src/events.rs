@@ -1,4 +1,4 @@
-//! Kubernetes Events on SealedSecrets, as Bitnami's controller records them (reference §4.4):
+//! Kubernetes Events on SealedSecrets, as Bitnami's controller records them (docs/compatibility.md, “Reconciling”):
 //! core/v1 Events with `source.component: sealed-secrets`, the SealedSecret as involvedObject,
 //! and reasons `Unsealed`, `ErrUnsealFailed`, `ErrUpdateFailed`.
 //!

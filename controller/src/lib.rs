@@ -2,7 +2,7 @@
 //!
 //! The core is [`planner::plan`]: a pure function from (SealedSecret, existing Secret, keyring,
 //! now) to what to write and which status and events to report. Everything that talks to the
-//! API server is a thin layer around it, so every reconcile rule (reference §4.4, R-01..R-15) is
+//! API server is a thin layer around it, so every reconcile rule (docs/compatibility.md, “Reconciling”, R-01..R-15) is
 //! tested without a cluster.
 
 pub mod app;

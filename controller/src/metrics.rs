@@ -1,4 +1,4 @@
-//! The controller's Prometheus metrics (reference §4.6), served as text on the metrics port.
+//! The controller's Prometheus metrics (docs/compatibility.md, “Metrics”), served as text on the metrics port.
 //!
 //! Names and label sets are Bitnami's exactly, so existing dashboards, alerts and the Helm
 //! chart's ServiceMonitor keep working:
@@ -424,7 +424,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The metrics port's router: `GET /metrics` (reference §4.6).
+/// The metrics port's router: `GET /metrics` (docs/compatibility.md, “Metrics”).
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/metrics", get(serve_metrics))

@@ -1,4 +1,4 @@
-//! The reconcile decision, as a pure function (reference §4.4).
+//! The reconcile decision, as a pure function (docs/compatibility.md, “Reconciling”).
 //!
 //! `plan` decides first, with no I/O: unseal the SealedSecret, compare with the Secret that
 //! exists, and return exactly one write ([`Write`]), the status to record (if it must be
@@ -408,7 +408,7 @@ fn record_matches(ss: &SealedSecret, secret: &Secret, keyring: &Keyring) -> bool
         .is_some_and(|k| verify_record_mac(k, &record_message(ss, secret), &mac))
 }
 
-/// Merges the desired Secret into the existing one (reference §4.4 step 7): with `patch`, data,
+/// Merges the desired Secret into the existing one (docs/compatibility.md, “Reconciling” step 7): with `patch`, data,
 /// labels and annotations are added or overwritten and the rest kept, and ownership is taken only
 /// together with `managed`; otherwise data, labels, annotations and ownerReferences are replaced.
 /// The type follows the template when it sets one; `immutable` and finalizers are never changed.
@@ -523,7 +523,7 @@ fn failed(
     }
 }
 
-/// The status to write, or `None` when the stored one is already right (reference §2: written
+/// The status to write, or `None` when the stored one is already right (docs/compatibility.md, “The CRD”: written
 /// only when the condition's status changes or observedGeneration lags). kseal also rewrites it
 /// when the message or reason changed, so a stale error never stays after a different one.
 fn status_update(

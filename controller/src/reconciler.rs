@@ -1,5 +1,5 @@
 //! The reconcile loop on the kube-rs runtime: watches, the thin applier around
-//! [`planner::plan`], retries, events, status and metrics (reference §4.4).
+//! [`planner::plan`], retries, events, status and metrics (docs/compatibility.md, “Reconciling”).
 //!
 //! One [`kube::runtime::Controller`] runs per watched scope (all namespaces, or one per listed
 //! namespace, as Bitnami runs one informer set per namespace). Its triggers:

@@ -1,4 +1,4 @@
-//! SealedSecrets serialize exactly as kubeseal prints them (reference §1.6) and read every form
+//! SealedSecrets serialize exactly as kubeseal prints them (docs/compatibility.md, “kubeseal's output document”) and read every form
 //! found in the wild.
 
 use kseal_crds::SealedSecret;

@@ -1,4 +1,4 @@
-//! Reading and writing the key Secrets the controller keeps its keys in (reference §1.7):
+//! Reading and writing the key Secrets the controller keeps its keys in (docs/compatibility.md, “The sealing-key Secret”):
 //! `kubernetes.io/tls` Secrets with `tls.key` (PKCS#1 PEM) and `tls.crt` (PEM), labelled
 //! `sealedsecrets.bitnami.com/sealed-secrets-key: active`.
 //!

@@ -1,7 +1,7 @@
 //! kseal-crypto: the sealing library of kseal.
 //!
 //! It implements, byte for byte, the format Bitnami's kubeseal writes and its controller reads
-//! (`../shared/compat/bitnami-reference.md` §1), plus the keys and certificates around it:
+//! (docs/compatibility.md, “What wire-compatible means”), plus the keys and certificates around it:
 //!
 //! - [`seal_with_rng`] / [`Keyring::open`]: the hybrid format
 //!   `u16be(len) || RSA-OAEP(SHA-256, MGF1-SHA-256, label) || AES-256-GCM` ([`hybrid`]);

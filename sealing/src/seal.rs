@@ -1,4 +1,4 @@
-//! Secret → SealedSecret, following kubeseal's rules (reference §1.6 and §3.4) exactly.
+//! Secret → SealedSecret, following kubeseal's rules (docs/compatibility.md, “kubeseal's output document”, “Behaviour details”) exactly.
 
 use std::collections::BTreeMap;
 

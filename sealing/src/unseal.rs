@@ -1,4 +1,4 @@
-//! SealedSecret → Secret (the controller's "Unseal", reference §4.4 step 4, and kubeseal's
+//! SealedSecret → Secret (the controller's "Unseal", docs/compatibility.md, “Reconciling” step 4, and kubeseal's
 //! `--recovery-unseal`).
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,5 @@
 //! A `kseal-controller` process for one test, and the fixtures the unseal scenarios share
-//! (reference §5): the base Secret sealed with the cluster's newest certificate, Events,
+//! (docs/compatibility.md, “Integration scenarios”): the base Secret sealed with the cluster's newest certificate, Events,
 //! the Synced condition, and polling with Bitnami's timings.
 //!
 //! The controller runs as a plain process on the host (there is no kubelet), with

@@ -1,5 +1,5 @@
 //! The controller's keys and high availability on the real control plane, with the controller
-//! under its own RBAC (reference §4.2, §4.5; issue acceptance 1):
+//! under its own RBAC (docs/compatibility.md, “Start-up sequence”, “Key renewal”; issue acceptance 1):
 //! renewal by SIGUSR1 and by the RBAC-authorized request annotation (new seals use the new key,
 //! old SealedSecrets still open, also after a restart), periodic renewal, a key Secret added at
 //! run time, Bitnami's Go test key opening SealedSecrets built from the Go vectors, and two

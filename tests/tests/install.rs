@@ -378,7 +378,7 @@ fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
     serde_json::from_value(v).context("building a fixture")
 }
 
-/// Bitnami's static manifest (controller.yaml, reference §4.7) in namespace `ns`: its names,
+/// Bitnami's static manifest (controller.yaml, docs/compatibility.md, “Deployment conventions”) in namespace `ns`: its names,
 /// labels, the Deployment with selector `name: sealed-secrets-controller`, the Service with an
 /// UNNAMED port. Cluster-scoped objects are owned by the test namespace.
 async fn create_bitnami_install(ns: &TestNamespace) -> Result<()> {

@@ -1,4 +1,4 @@
-//! Key start-up and renewal against a real API server (reference §4.2): a key is generated when
+//! Key start-up and renewal against a real API server (docs/compatibility.md, “Start-up sequence”): a key is generated when
 //! none exists or the newest is older than the cutoff, an existing key is reused after a restart,
 //! renewal adds a key that becomes the sealing key, and the published certificate follows.
 

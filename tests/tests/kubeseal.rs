@@ -1,4 +1,4 @@
-//! Bitnami's kubeseal integration scenarios IT-24..IT-32 (reference §5) through kseal's
+//! Bitnami's kubeseal integration scenarios IT-24..IT-32 (docs/compatibility.md, “Integration scenarios”) through kseal's
 //! kubeseal front (the `kseal` binary run through a symlink named `kubeseal`), against the real
 //! control plane and the real controller.
 //!

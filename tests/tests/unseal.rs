@@ -1,5 +1,5 @@
 //! The controller turning SealedSecrets into Secrets on a real API server: Bitnami's
-//! integration scenarios IT-01..IT-22 (reference §5), plus recovery of the status after a fixed
+//! integration scenarios IT-01..IT-22 (docs/compatibility.md, “Integration scenarios”), plus recovery of the status after a fixed
 //! error, a canary that must never leave the Secret, and a restart.
 //!
 //! Every test starts its own `kseal-controller` (its own namespace, the least-privilege RBAC of

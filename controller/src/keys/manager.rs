@@ -1,7 +1,7 @@
 //! The key manager: the controller's view of its keys (a [`KeyRegistry`] published on a watch
 //! channel, which the HTTP API and the reconciler read), and the steps that change it.
 //!
-//! This file holds the start-up step of reference §4.2: load every key Secret, generate a key
+//! This file holds the start-up step of docs/compatibility.md, “Start-up sequence”: load every key Secret, generate a key
 //! when there is none or the newest is older than `--key-cutoff-time` (stored first, registered
 //! only once the write succeeded), and publish the newest certificate.
 //!

@@ -1,4 +1,4 @@
-//! The key registry and the renewal schedule (reference §1.7–1.9, §4.2), as plain data and
+//! The key registry and the renewal schedule (docs/compatibility.md, “The sealing-key Secret”, “The generated certificate”, “Which key is used for what”, “Start-up sequence”), as plain data and
 //! pure functions: loading keys from the API and generating them is the caller's job.
 //!
 //! Rules kept from Bitnami: every registered key decrypts, none is ever removed at run time; the

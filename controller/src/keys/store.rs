@@ -1,4 +1,4 @@
-//! Key Secrets in the API (reference §1.7): reading them exactly as Bitnami's controller does,
+//! Key Secrets in the API (docs/compatibility.md, “The sealing-key Secret”): reading them exactly as Bitnami's controller does,
 //! writing new ones in Bitnami's format, and publishing the sealing certificate.
 //!
 //! Conversions between Secrets and keys are pure functions ([`key_from_secret`],

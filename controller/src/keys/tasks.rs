@@ -1,4 +1,4 @@
-//! The key tasks that run for the controller's whole life (reference §4.2, §4.5):
+//! The key tasks that run for the controller's whole life (docs/compatibility.md, “Start-up sequence”, “Key renewal”):
 //!
 //! - every replica watches the key Secrets and the age identity Secrets of its namespace and
 //!   registers keys and identities added or relabelled `active` at run time (including the
