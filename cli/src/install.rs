@@ -32,6 +32,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kseal_crypto::keyfile::DEFAULT_KEY_PREFIX;
+use kseal_gocompat::duration;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::Client;
@@ -941,54 +942,25 @@ pub async fn wait_for_rollout(
     }
 }
 
-/// `90s`, `5m`, `1m30s`, `2h` or a number of seconds.
+/// A number of seconds, or a Go duration such as `90s`, `5m`, `1m30s` or `1.5h` (kubectl's
+/// `--timeout`); Go's parser lives in `kseal_gocompat::duration`.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let bad =
-        || anyhow!("invalid --timeout {s:?}: give seconds or a duration such as 300s, 5m or 1m30s");
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Duration::from_secs(s.parse().map_err(|_| bad())?));
-    }
-    let mut total = 0u64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if n == 0 {
-            return Err(bad());
+        if let Ok(secs) = s.parse() {
+            return Ok(Duration::from_secs(secs));
         }
-        let value: u64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let secs = match &rest[..unit] {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            _ => return Err(bad()),
-        };
-        total = value
-            .checked_mul(secs)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        rest = &rest[unit..];
     }
-    Ok(Duration::from_secs(total))
+    duration::parse_non_negative(s).map_err(|e| {
+        anyhow!(
+            "invalid --timeout {s:?}: {e}; give seconds or a duration such as 300s, 5m or 1m30s"
+        )
+    })
 }
 
-/// `20s`, `5m0s`: how a timeout is reported.
+/// `20s`, `5m0s`: how a timeout is reported (Go's `Duration.String`).
 pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
+    duration::format_std(d)
 }
 
 #[cfg(test)]
@@ -1164,7 +1136,8 @@ mod tests {
         assert_eq!(parse_duration("300s").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        for bad in ["", "s", "10d", "1.5m", "-1"] {
+        assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
+        for bad in ["", "s", "10d", "-1", "-1m", "99999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert_eq!(format_duration(Duration::from_secs(20)), "20s");

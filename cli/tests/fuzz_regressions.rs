@@ -34,9 +34,9 @@ fn kubeseal_flags_input(data: &[u8]) {
     }
 }
 
-/// `--request-timeout` with more seconds than a `Duration` holds panicked in
-/// `Duration::from_secs_f64` (`cannot convert float seconds to Duration: value is either too
-/// big or NaN`, `cli/src/kubeseal/client.rs` `parse_go_duration`).
+/// `--request-timeout` with more seconds than a `Duration` holds panicked in the float-based
+/// parser kubeseal mode once had (`Duration::from_secs_f64`: `cannot convert float seconds to
+/// Duration: value is either too big or NaN`); `kseal_gocompat::duration` replaced it.
 #[test]
 fn kubeseal_flags_regressions() {
     for (name, data) in regressions("kubeseal_flags") {

@@ -198,11 +198,11 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-fn bad(flag: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+fn bad(flag: &'static str, value: &str, reason: impl ToString) -> ConfigError {
     ConfigError {
         flag,
         value: value.to_string(),
-        reason: reason.into(),
+        reason: reason.to_string(),
     }
 }
 
@@ -372,49 +372,10 @@ impl Flags {
     }
 }
 
-/// Parses a Go duration (`720h0m0s`, `1.5h`, `90s`, `250ms`, `0`).
-pub fn go_duration(s: &str) -> Result<SignedDuration, String> {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(b) => (true, b),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if body == "0" {
-        return Ok(SignedDuration::ZERO);
-    }
-    if body.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = 0f64;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err("expected a number, as in 720h0m0s".into());
-        }
-        let n: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| "invalid number".to_string())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let secs = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => return Err("missing unit (ns, us, ms, s, m, h)".into()),
-            u => return Err(format!("unknown unit {u:?} (ns, us, ms, s, m, h)")),
-        };
-        total += n * secs;
-        rest = &rest[unit_len..];
-    }
-    let d = SignedDuration::try_from_secs_f64(total).map_err(|e| e.to_string())?;
-    Ok(if neg { -d } else { d })
+/// A Go duration flag (`720h0m0s`, `1.5h`, `90s`, `250ms`, `0`): docs/compatibility.md,
+/// “Controller flags”.
+pub fn go_duration(s: &str) -> Result<SignedDuration, kseal_gocompat::duration::DurationError> {
+    kseal_gocompat::duration::parse(s).map(SignedDuration::from_nanos)
 }
 
 /// Parses Go's RFC1123Z layout, `Mon, 02 Jan 2006 15:04:05 -0700` (what `date -R` prints).
@@ -525,6 +486,7 @@ mod tests {
             SignedDuration::from_millis(250)
         );
         assert_eq!(go_duration("0").unwrap(), SignedDuration::ZERO);
+        assert_eq!(go_duration("-1m").unwrap(), SignedDuration::from_mins(-1));
         assert!(go_duration("10d").is_err());
         assert!(go_duration("10").is_err());
         let t = parse_rfc1123z("Mon, 02 Jan 2006 15:04:05 -0700").unwrap();

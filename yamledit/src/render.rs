@@ -6,8 +6,6 @@
 //! reads it back as that very string.  Anything doubtful is double-quoted,
 //! with escapes that are valid in both YAML and JSON.
 
-use std::fmt::Write as _;
-
 /// The YAML printable set (`c-printable`, YAML 1.2 §5.1).
 fn is_printable(c: char) -> bool {
     matches!(c,
@@ -97,27 +95,7 @@ fn looks_numeric(lower: &str) -> bool {
 /// characters outside the inline-safe set (C1 controls, NEL, LS, PS, BOM,
 /// U+FFFE/U+FFFF, DEL) are escaped as `\uXXXX`, which YAML also accepts.
 pub(crate) fn double_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if is_inline_safe(c) => out.push(c),
-            // Every char that is not inline-safe is below U+10000 (all
-            // supplementary-plane chars are printable), so four hex digits do.
-            c => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-        }
-    }
-    out.push('"');
-    out
+    kseal_gocompat::quote::json_quote(s, &is_inline_safe)
 }
 
 /// `s` as a single-quoted scalar, if it can be written so on one line.

@@ -92,46 +92,11 @@ pub fn request_timeout(f: &Flags) -> Result<Option<Duration>> {
     }
     let d = match v.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
-        Err(_) => parse_go_duration(v).ok_or_else(|| {
+        Err(_) => kseal_gocompat::duration::parse_non_negative(v).map_err(|_| {
             anyhow!("Invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)")
         })?,
     };
     Ok(Some(d).filter(|d| !d.is_zero()))
-}
-
-/// Go's `time.ParseDuration` for non-negative values: `300ms`, `1.5h`, `2h45m`.
-fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    // Go refuses a duration beyond its range too ("invalid duration").
-    Duration::try_from_secs_f64(total).ok()
 }
 
 /// The kubeconfig (`--kubeconfig`, else `$KUBECONFIG` / `~/.kube/config`, else empty) with the
@@ -293,17 +258,22 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("1s"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("1.5m"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("5"), None);
-        assert_eq!(parse_go_duration("5x"), None);
         let mut f = Flags {
             request_timeout: "7".into(),
             ..Default::default()
         };
         assert_eq!(request_timeout(&f).unwrap(), Some(Duration::from_secs(7)));
+        for (text, want) in [("1h30m", 5_400_000), ("250ms", 250), ("1.5m", 90_000)] {
+            f.request_timeout = text.into();
+            assert_eq!(
+                request_timeout(&f).unwrap(),
+                Some(Duration::from_millis(want))
+            );
+        }
+        for text in ["5x", "-1s"] {
+            f.request_timeout = text.into();
+            assert!(request_timeout(&f).is_err(), "{text}");
+        }
         f.request_timeout = "0".into();
         assert_eq!(request_timeout(&f).unwrap(), None);
         f.request_timeout = "soon".into();

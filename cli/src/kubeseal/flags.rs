@@ -8,6 +8,8 @@
 use std::collections::HashSet;
 
 use kseal_crypto::Scope;
+use kseal_gocompat::quote::go_quote;
+use kseal_gocompat::strconv::parse_bool;
 
 /// The value kind of a flag, which decides how it is parsed and how `--help` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,18 +311,6 @@ impl Flags {
     }
 }
 
-/// Go's `strconv.ParseBool`.
-fn parse_bool(v: &str) -> Result<bool, String> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!(
-            "strconv.ParseBool: parsing {}: invalid syntax",
-            go_quote(v)
-        )),
-    }
-}
-
 /// pflag's `stringSlice.Set`: CSV fields; the first command-line use replaces what the
 /// environment set, later ones append.
 fn set_slice(slot: &mut Vec<String>, value: &str, replace: bool) -> Result<(), String> {
@@ -387,27 +377,6 @@ fn read_csv(value: &str) -> Result<Vec<String>, String> {
             }
         }
     }
-}
-
-/// Go's `%q` for a string: double quotes, `\"`, `\\` and control characters escaped.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Parses `args` (without the program name) after applying `SEALED_SECRETS_*` from `env`.

@@ -1,12 +1,13 @@
 //! The kubeseal front: when the binary is invoked as `kubeseal` (a symlink or a copy), it takes
-//! kubeseal's flags, `SEALED_SECRETS_*` variables, outputs, messages and exit codes (reference
-//! §3), so scripts written for Bitnami's kubeseal run unchanged.
+//! kubeseal's flags, `SEALED_SECRETS_*` variables, outputs, messages and exit codes
+//! (docs/compatibility.md, “The kubeseal CLI”), so scripts written for Bitnami's kubeseal run
+//! unchanged.
 //!
 //! - Flags are parsed as pflag parses them ([`flags`]); a flag error prints the message and the
 //!   usage on stderr and exits 2; `--help` prints the usage on stdout and exits 0.
 //! - Every other error is `error: <message>` on stderr, exit 1.
-//! - The mode is chosen in kubeseal's order (§3.1): `--version`, `--help`, `--from-file`
-//!   without `--raw`, the input, `--recovery-unseal`, `--validate`, `--re-encrypt`, the
+//! - The mode is chosen in kubeseal's order (docs/compatibility.md, “Mode selection”):
+//!   `--version`, `--help`, `--from-file` without `--raw`, the input, `--recovery-unseal`, `--validate`, `--re-encrypt`, the
 //!   certificate, `--fetch-cert`, `--merge-into`, `--raw`, and sealing.
 //! - Output documents are rendered as kubeseal renders them (Go JSON / YAML) and, like
 //!   kubeseal's, carry no kseal annotation; `-w` replaces its file atomically, only on success.
@@ -28,6 +29,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use kseal_crds::{SealedSecret, ANNOTATION_SEALED_WITH};
 use kseal_crypto::{Certificate, Keyring, Scope};
+use kseal_gocompat::quote::go_quote;
 use kseal_sealing::seal::{seal_secret, SealOptions};
 use kseal_sealing::unseal::UnsealOptions;
 use serde_json::Value;
@@ -301,8 +303,8 @@ fn open_cert_local(src: &str) -> Result<Vec<u8>> {
         "file" => fetch_file_url(src),
         _ => bail!(
             "Get {}: unsupported protocol scheme {}",
-            flags::go_quote(src),
-            flags::go_quote(scheme)
+            go_quote(src),
+            go_quote(scheme)
         ),
     }
 }
@@ -324,9 +326,9 @@ fn fetch_file_url(url: &str) -> Result<Vec<u8>> {
                 std::io::ErrorKind::PermissionDenied => "403 Forbidden",
                 _ => "500 Internal Server Error",
             };
-            bail!("cannot fetch {}: {status}", flags::go_quote(url))
+            bail!("cannot fetch {}: {status}", go_quote(url))
         }
-        Err(e) => bail!("cannot fetch {}: {e}", flags::go_quote(url)),
+        Err(e) => bail!("cannot fetch {}: {e}", go_quote(url)),
     }
 }
 
@@ -356,18 +358,18 @@ fn fetch_url(url: &str) -> Result<Vec<u8>> {
     let mut resp = agent
         .get(url)
         .call()
-        .map_err(|e| anyhow!("Get {}: {e}", flags::go_quote(url)))?;
+        .map_err(|e| anyhow!("Get {}: {e}", go_quote(url)))?;
     let status = resp.status();
     if status != 200 {
         bail!(
             "cannot fetch {}: {} {}",
-            flags::go_quote(url),
+            go_quote(url),
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         );
     }
     crate::io::read_url_body(resp.body_mut(), crate::io::CERTIFICATE)
-        .map_err(|e| anyhow!("Get {}: {e}", flags::go_quote(url)))
+        .map_err(|e| anyhow!("Get {}: {e}", go_quote(url)))
 }
 
 /// kubeseal's `ParseKey`: the first PEM certificate, with an RSA key, not expired.

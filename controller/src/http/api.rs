@@ -414,7 +414,7 @@ async fn rotate_inner(s: &ApiState, req: Request) -> Response {
     {
         Ok(Ok(json)) => (
             StatusCode::OK,
-            // Bitnami sets this header too late for Go to send it (see the reference); kubeseal
+            // Bitnami sets this header after writing the body, too late for Go to send it; kubeseal
             // parses the body either way, and the right type is more useful to everyone else.
             [(header::CONTENT_TYPE, "application/json")],
             json,
