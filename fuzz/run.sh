@@ -17,6 +17,8 @@
 #   KSEAL_FUZZ_TIMEOUT     seconds one input may take before it counts as a hang (default 3)
 #   KSEAL_FUZZ_RSS_MB      memory limit of the fuzzing process (default 2048)
 #   KSEAL_FUZZ_NICE        niceness of the build and the runs (default 10)
+#   KSEAL_FUZZ_RUNS        long runs only: stop a target after this many executions even before
+#                          SECONDS (e.g. 10000000), so fast targets do not use up the whole time
 set -euo pipefail
 cd "$(dirname "$0")"
 FUZZ_DIR=$(pwd)
@@ -147,7 +149,8 @@ for t in "${selected[@]}"; do
       -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout="$timeout"
       -rss_limit_mb="$rss_mb" -artifact_prefix="$artifacts/" -print_final_stats=1)
     [ -n "$d" ] && args+=(-dict="$d")
-    echo "==> $t: ${seconds}s" >&2
+    [ -n "${KSEAL_FUZZ_RUNS:-}" ] && args+=(-runs="$KSEAL_FUZZ_RUNS")
+    echo "==> $t: ${seconds}s${KSEAL_FUZZ_RUNS:+ or $KSEAL_FUZZ_RUNS executions}" >&2
     start=$(date +%s)
     # libFuzzer's exit status is not a verdict in fork mode: the counters below are.
     nice -n "$niceness" "$bin_dir/$t" "${args[@]}" "$corpus" "${seeds[@]}" >"logs/$t.log" 2>&1 || true

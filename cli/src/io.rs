@@ -14,7 +14,7 @@ use std::fs;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use zeroize::Zeroizing;
 
 /// Largest manifest (Secret, SealedSecret, List, key backup), key file, raw value or kubeconfig
@@ -395,16 +395,48 @@ pub fn read_cert_source(src: &str) -> Result<Vec<u8>> {
 }
 
 fn fetch_url(url: &str) -> Result<Vec<u8>> {
-    let agent = crate::http_client::agent();
-    let mut resp = agent
+    fetch_certificate_url(url).map_err(|e| match e {
+        FetchError::Status(status) => anyhow!("cannot fetch {url:?}: {status}"),
+        e => anyhow!("cannot fetch {url:?}: {e}"),
+    })
+}
+
+/// Why [`fetch_certificate_url`] failed; each caller words it (kseal's style, or kubeseal's
+/// `Get "URL": …`).
+#[derive(Debug)]
+pub enum FetchError {
+    /// The request did not complete.
+    Transport(ureq::Error),
+    /// The server answered, but not 200.
+    Status(ureq::http::StatusCode),
+    /// The body was too large or could not be read.
+    Body(ReadError),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Transport(e) => write!(f, "{e}"),
+            FetchError::Status(s) => write!(f, "{s}"),
+            FetchError::Body(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// GETs a certificate over HTTP(S) (`--cert https://…`), the body bounded like a certificate
+/// file; the one place both fronts fetch a URL.
+pub fn fetch_certificate_url(url: &str) -> Result<Vec<u8>, FetchError> {
+    let mut resp = crate::http_client::agent()
         .get(url)
         .call()
-        .with_context(|| format!("cannot fetch {url:?}"))?;
+        .map_err(FetchError::Transport)?;
     let status = resp.status();
     if status != 200 {
-        bail!("cannot fetch {url:?}: {status}");
+        return Err(FetchError::Status(status));
     }
-    read_url_body(resp.body_mut(), CERTIFICATE).with_context(|| format!("cannot fetch {url:?}"))
+    read_url_body(resp.body_mut(), CERTIFICATE).map_err(FetchError::Body)
 }
 
 /// An HTTP answer's body, at most `limit` (the body is read through [`read_limited`], so the

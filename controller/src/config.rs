@@ -334,7 +334,7 @@ impl Flags {
             privatekey_annotations: key_value_list(&self.privatekey_annotations, None),
             privatekey_labels: key_value_list(
                 &self.privatekey_labels,
-                Some(kseal_crypto::keyfile::KEY_LABEL),
+                Some(kseal_sealing::key_secret::KEY_LABEL),
             ),
             old_gc_behavior: self.old_gc_behavior,
             update_status: self.update_status,
@@ -511,7 +511,7 @@ mod tests {
     fn key_value_lists_follow_bitnami() {
         let l = key_value_list(
             "a=1,b=2=3,sealedsecrets.bitnami.com/sealed-secrets-key=x,a=4,noval",
-            Some(kseal_crypto::keyfile::KEY_LABEL),
+            Some(kseal_sealing::key_secret::KEY_LABEL),
         );
         assert_eq!(
             l,

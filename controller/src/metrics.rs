@@ -23,7 +23,7 @@
 //!   is public (it is printed by `kseal cert`), never key material.
 //! - `sealed_secrets_controller_workqueue_depth`: items waiting in the reconcile queue.
 //! - `sealed_secrets_controller_rsa_decryptions_total`: RSA private-key operations performed
-//!   (the cost of unsealing; the sealing-key hint and the restart record keep it low).
+//!   (the cost of unsealing; the sealing-key hint and the ownership marks keep it low).
 //!
 //! The exposition is OpenMetrics text (`prometheus-client` writes nothing else). Prometheus
 //! scrapes it natively; the sample names are the same as in Prometheus' 0.0.4 text format (a

@@ -8,13 +8,13 @@
 //!
 //! # The restart path
 //!
-//! Every Secret the controller writes carries [`ANNOTATION_RECORD`]:
+//! Every Secret the controller writes carries an ownership mark, [`ANNOTATION_OWNERSHIP`]:
 //! `v1;key=<fingerprint>;mac=<base64>`, an HMAC (keyed from a controller private key, see
-//! `kseal_crypto::record`) over a digest of the SealedSecret's public inputs (uid, name,
+//! `kseal_crypto::ownership`) over a digest of the SealedSecret's public inputs (uid, name,
 //! namespace, scope, spec) and the Secret's content (type, data, labels, other annotations,
-//! ownerReferences, immutable). When the stored record verifies, the Secret is exactly what this
+//! ownerReferences, immutable). When the stored mark verifies, the Secret is exactly what this
 //! controller made from this unchanged SealedSecret, and `plan` returns without decrypting
-//! anything. Any edit of the Secret, any change of the SealedSecret, or a record by a key the
+//! anything. Any edit of the Secret, any change of the SealedSecret, or a mark by a key the
 //! controller does not hold fails the check and takes the full path, which restores the Secret.
 //! The MAC reveals nothing about the values: without the key a guess cannot be tested.
 
@@ -28,12 +28,12 @@ use k8s_openapi::jiff::Timestamp;
 use kseal_crds::{
     SealedSecret, SealedSecretCondition, SealedSecretStatus, ANNOTATION_MANAGED, ANNOTATION_PATCH,
 };
-use kseal_crypto::record::{record_mac, verify_record_mac};
+use kseal_crypto::ownership::{ownership_mac, verify_ownership_mac};
 use kseal_crypto::{Fingerprint, Keyring, PrivateKey};
 use kseal_sealing::unseal::{unseal, UnsealOptions};
 
-/// The annotation on a Secret that records what it was made from (see the module docs).
-pub const ANNOTATION_RECORD: &str = "sealedsecrets.kseal.dev/record";
+/// The ownership annotation on a Secret (see the module docs), re-exported for the tests.
+pub use kseal_crds::ANNOTATION_OWNERSHIP;
 
 /// The condition type the controller writes.
 pub const CONDITION_SYNCED: &str = "Synced";
@@ -78,8 +78,8 @@ impl ProtectedKeys {
             return None;
         }
         let key_labels = [
-            kseal_crypto::keyfile::KEY_LABEL,
-            crate::keys::store::AGE_IDENTITY_LABEL,
+            kseal_sealing::key_secret::KEY_LABEL,
+            kseal_sealing::key_secret::AGE_IDENTITY_LABEL,
         ];
         let template_labels = ss
             .spec
@@ -234,13 +234,13 @@ pub fn is_controlled_by(secret: &Secret, ss: &SealedSecret) -> bool {
     })
 }
 
-/// Decides what to do for `ss` given the Secret that exists (if any). `record_with` is the key
-/// new records are signed with (the newest key); `None` writes no record.
+/// Decides what to do for `ss` given the Secret that exists (if any). `mark_with` is the key
+/// new ownership marks are made with (the newest key); `None` writes no mark.
 pub fn plan(
     ss: &SealedSecret,
     existing: Option<&Secret>,
     keyring: &Keyring,
-    record_with: Option<&PrivateKey>,
+    mark_with: Option<&PrivateKey>,
     now: Timestamp,
     opts: PlanOptions,
 ) -> Plan {
@@ -252,7 +252,7 @@ pub fn plan(
         return failed(ss, now, &opts, Failure::KeySecret, reason, Vec::new());
     }
     if let Some(current) = existing {
-        if record_matches(ss, current, keyring) {
+        if ownership_matches(ss, current, keyring) {
             return synced(ss, now, &opts, Write::Nothing, Vec::new());
         }
     }
@@ -280,7 +280,7 @@ pub fn plan(
     let desired = unsealed.secret;
 
     let write = match existing {
-        None => Write::Create(with_record(ss, desired, record_with)),
+        None => Write::Create(with_ownership(ss, desired, mark_with)),
         Some(current) => {
             let annotations = current.metadata.annotations.as_ref();
             let managed = is_true(annotations, ANNOTATION_MANAGED);
@@ -300,7 +300,7 @@ pub fn plan(
                 plan.event.message = msg; // Bitnami's event omits the "failed update: " prefix
                 return plan;
             }
-            let merged = with_record(ss, merge(current, desired, patch, managed), record_with);
+            let merged = with_ownership(ss, merge(current, desired, patch, managed), mark_with);
             if merged == *current {
                 Write::Nothing
             } else if current.immutable == Some(true) && merged.data != current.data {
@@ -347,10 +347,10 @@ fn source_digest(ss: &SealedSecret) -> String {
     kseal_crypto::sha256_hex(&serde_json::to_vec(&input).expect("JSON values serialize"))
 }
 
-/// The message a record signs: the source digest and the Secret's content without the record.
-fn record_message(ss: &SealedSecret, secret: &Secret) -> Vec<u8> {
+/// The message an ownership mark signs: the source digest and the Secret's content without the mark.
+fn ownership_message(ss: &SealedSecret, secret: &Secret) -> Vec<u8> {
     let mut annotations = secret.metadata.annotations.clone().unwrap_or_default();
-    annotations.remove(ANNOTATION_RECORD);
+    annotations.remove(ANNOTATION_OWNERSHIP);
     // As the API server stores it: no type means Opaque, and empty maps and lists are absent.
     let content = serde_json::json!({
         "source": source_digest(ss),
@@ -364,10 +364,10 @@ fn record_message(ss: &SealedSecret, secret: &Secret) -> Vec<u8> {
     serde_json::to_vec(&content).expect("JSON values serialize")
 }
 
-/// Adds (or replaces) the record annotation for the Secret's final content.
-fn with_record(ss: &SealedSecret, mut secret: Secret, key: Option<&PrivateKey>) -> Secret {
+/// Adds (or replaces) the ownership annotation for the Secret's final content.
+fn with_ownership(ss: &SealedSecret, mut secret: Secret, key: Option<&PrivateKey>) -> Secret {
     let Some(key) = key else { return secret };
-    let Ok(mac) = record_mac(key, &record_message(ss, &secret)) else {
+    let Ok(mac) = ownership_mac(key, &ownership_message(ss, &secret)) else {
         return secret;
     };
     let value = format!("v1;key={};mac={}", key.fingerprint(), STANDARD.encode(mac));
@@ -375,18 +375,18 @@ fn with_record(ss: &SealedSecret, mut secret: Secret, key: Option<&PrivateKey>) 
         .metadata
         .annotations
         .get_or_insert_with(BTreeMap::new)
-        .insert(ANNOTATION_RECORD.to_string(), value);
+        .insert(ANNOTATION_OWNERSHIP.to_string(), value);
     secret
 }
 
-/// True when the Secret carries a record, by a key we hold, that matches this SealedSecret and
+/// True when the Secret carries an ownership mark, by a key we hold, that matches this SealedSecret and
 /// the Secret's current content.
-fn record_matches(ss: &SealedSecret, secret: &Secret, keyring: &Keyring) -> bool {
+fn ownership_matches(ss: &SealedSecret, secret: &Secret, keyring: &Keyring) -> bool {
     let Some(value) = secret
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(ANNOTATION_RECORD))
+        .and_then(|a| a.get(ANNOTATION_OWNERSHIP))
     else {
         return false;
     };
@@ -405,7 +405,7 @@ fn record_matches(ss: &SealedSecret, secret: &Secret, keyring: &Keyring) -> bool
     };
     keyring
         .get(&fp)
-        .is_some_and(|k| verify_record_mac(k, &record_message(ss, secret), &mac))
+        .is_some_and(|k| verify_ownership_mac(k, &ownership_message(ss, secret), &mac))
 }
 
 /// Merges the desired Secret into the existing one (docs/compatibility.md, “Reconciling” step 7): with `patch`, data,

@@ -374,19 +374,19 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
     let permit = ctx.opts.work.acquire().await;
     let plan: Plan = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let record_with = registry.newest().map(|k| k.key.clone());
+        let mark_with = registry.newest().map(|k| k.key.clone());
         let mut existing = existing;
         let plan = planner::plan(
             &ss_for_plan,
             existing.as_ref(),
             registry.keyring(),
-            record_with.as_deref(),
+            mark_with.as_deref(),
             Timestamp::now(),
             for_plan,
         );
         // The Secret that was read holds plaintext too.
         if let Some(e) = existing.as_mut() {
-            crate::keys::store::scrub(e);
+            kseal_sealing::scrub::secret(e);
         }
         plan
     })
@@ -418,19 +418,19 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         Write::Nothing => Ok(None),
         Write::Create(mut secret) => {
             let r = secrets.create(&PostParams::default(), &secret).await;
-            crate::keys::store::scrub(&mut secret);
+            kseal_sealing::scrub::secret(&mut secret);
             r.map(Some)
         }
         Write::Update(mut secret) => {
             let r = secrets.replace(name, &PostParams::default(), &secret).await;
-            crate::keys::store::scrub(&mut secret);
+            kseal_sealing::scrub::secret(&mut secret);
             r.map(Some)
         }
     };
     let mut write_error = None;
     match write_result {
         Ok(Some(mut written)) => {
-            crate::keys::store::scrub(&mut written);
+            kseal_sealing::scrub::secret(&mut written);
             if let Some(rv) = written.metadata.resource_version.take() {
                 lock(&ctx.written).insert(key.clone(), rv);
             }

@@ -64,6 +64,11 @@ pub const ANNOTATION_SEALED_WITH: &str = "sealedsecrets.kseal.dev/sealed-with";
 /// item name → `v1;<fingerprints>;<label>;<digest>`), which reveals nothing about the values.
 /// See `kseal_sealing::seal_record`.
 pub const ANNOTATION_SEAL_RECORDS: &str = "sealedsecrets.kseal.dev/seal-records";
+/// kseal's own, on every Secret the controller writes: its ownership mark,
+/// `v1;key=<fingerprint>;mac=<base64>`, an HMAC over what the Secret was made from (see
+/// `kseal_crypto::ownership` and the controller's planner). The key name predates the term
+/// "ownership mark" and is kept: marks already stored on Secrets use it.
+pub const ANNOTATION_OWNERSHIP: &str = "sealedsecrets.kseal.dev/record";
 
 /// A SealedSecret.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -45,12 +45,6 @@ pub enum Error {
     /// A private key of another algorithm (Bitnami's exact message).
     #[error("private key is not an RSA key")]
     NotRsaKey,
-    /// A key Secret without `tls.key` (Bitnami's message, which names the wrong key, kept for scripts).
-    #[error("secret must contain a 'tls.data' key")]
-    KeySecretWithoutKey,
-    /// A key file that is neither PEM, a Secret, nor a List of Secrets.
-    #[error("not a PEM private key, a key Secret or a List of key Secrets: {0}")]
-    UnrecognisedKeyFile(String),
     /// Key generation or certificate signing failed.
     #[error("key generation failed: {0}")]
     KeyGeneration(String),

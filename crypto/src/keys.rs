@@ -151,9 +151,9 @@ pub struct PrivateKey {
     key: PrivateDecryptingKey,
     public: PublicKey,
     certificate: Option<Certificate>,
-    /// The HMAC key for Secret records, derived once (see `record`): deriving it exports the
+    /// The HMAC key of ownership marks, derived once (see `ownership`): deriving it exports the
     /// private key, which must not happen per reconcile.
-    record_key: std::sync::OnceLock<aws_lc_rs::hmac::Key>,
+    ownership_key: std::sync::OnceLock<aws_lc_rs::hmac::Key>,
 }
 
 impl PrivateKey {
@@ -227,7 +227,7 @@ impl PrivateKey {
             key,
             public,
             certificate: None,
-            record_key: std::sync::OnceLock::new(),
+            ownership_key: std::sync::OnceLock::new(),
         })
     }
 
@@ -260,16 +260,16 @@ impl PrivateKey {
         self.certificate.as_ref()
     }
 
-    /// The record HMAC key, derived on first use and kept.
-    pub(crate) fn record_key(
+    /// The ownership-mark HMAC key, derived on first use and kept.
+    pub(crate) fn ownership_key(
         &self,
         derive: impl FnOnce(&Self) -> Result<aws_lc_rs::hmac::Key, Error>,
     ) -> Result<&aws_lc_rs::hmac::Key, Error> {
-        if let Some(k) = self.record_key.get() {
+        if let Some(k) = self.ownership_key.get() {
             return Ok(k);
         }
         let k = derive(self)?;
-        Ok(self.record_key.get_or_init(|| k))
+        Ok(self.ownership_key.get_or_init(|| k))
     }
 
     /// PKCS#8 DER, zeroized on drop.

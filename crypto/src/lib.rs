@@ -9,7 +9,6 @@
 //! - [`Certificate`], [`PublicKey`], [`PrivateKey`], [`Fingerprint`]: PEM/DER reading, the SSH
 //!   SHA256 fingerprint Bitnami uses as key id;
 //! - [`keygen`]: key pairs and certificates with the controller's profile;
-//! - [`keyfile`]: key Secrets and `kubectl get secret -o yaml` Lists of them;
 //! - [`Format`]: which format a blob is in, from its first bytes;
 //! - [`seal_age`] / [`Keyring::open`]: the second format, a binary age file to X25519 recipients
 //!   whose payload binds the value to its scope label ([`age`], which documents the envelope and
@@ -46,12 +45,11 @@ pub mod envelope;
 mod error;
 mod fingerprint;
 pub mod hybrid;
-pub mod keyfile;
 pub mod keygen;
 mod keyring;
 mod keys;
+pub mod ownership;
 mod pem;
-pub mod record;
 pub mod scope;
 mod secret;
 

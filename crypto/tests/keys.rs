@@ -1,12 +1,9 @@
-//! Keys, certificates and key files.
+//! Keys and certificates (key files and key Secrets: `kseal-sealing`, tests/key_files.rs).
 
 mod common;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use common::*;
 use der::{Decode, Encode};
-use kseal_crypto::keyfile::{key_secret_yaml, parse_key_file, KeySecretSpec};
 use kseal_crypto::keygen::{self, KeyProfile};
 use kseal_crypto::{Certificate, Error, Keyring, PrivateKey};
 use time::macros::datetime;
@@ -172,85 +169,4 @@ fn unsupported_key_size() {
         err.to_string(),
         "unsupported key size 1024: use 2048, 3072, 4096 or 8192"
     );
-}
-
-fn secret_doc(name: &str, with_key: bool) -> String {
-    let key = STANDARD.encode(GO_KEY);
-    let crt = STANDARD.encode(GO_CERT);
-    let key_line = if with_key {
-        format!("    tls.key: {key}\n")
-    } else {
-        String::new()
-    };
-    format!(
-        "- apiVersion: v1\n  kind: Secret\n  metadata:\n    name: {name}\n    creationTimestamp: \"2026-11-21T13:23:34Z\"\n    labels:\n      sealedsecrets.bitnami.com/sealed-secrets-key: active\n  type: kubernetes.io/tls\n  data:\n    tls.crt: {crt}\n{key_line}"
-    )
-}
-
-#[test]
-fn key_file_forms() {
-    // (a) PEM
-    let k = parse_key_file(GO_KEY).unwrap();
-    assert_eq!(k.len(), 1);
-    assert!(k[0].key.certificate().is_none());
-    // (b) a List, as `kubectl get secret -l ... -o yaml` prints it
-    let list = format!(
-        "apiVersion: v1\nkind: List\nmetadata:\n  resourceVersion: \"\"\nitems:\n{}{}",
-        secret_doc("sealed-secrets-keyabcde", true),
-        secret_doc("sealed-secrets-keyfghij", true)
-    );
-    let k = parse_key_file(list.as_bytes()).unwrap();
-    assert_eq!(k.len(), 2);
-    assert_eq!(k[0].secret_name.as_deref(), Some("sealed-secrets-keyabcde"));
-    assert_eq!(k[0].created, Some(datetime!(2026-11-21 13:23:34 UTC)));
-    assert!(k[0].key.certificate().is_some());
-    // The same List as JSON.
-    let v: serde_yaml::Value = serde_yaml::from_str(&list).unwrap();
-    let json = serde_json::to_string(&v).unwrap();
-    assert_eq!(parse_key_file(json.as_bytes()).unwrap().len(), 2);
-    // (c) Secret documents
-    let docs: Vec<String> = (0..2)
-        .map(|i| {
-            let d = secret_doc(&format!("k{i}"), true);
-            d.lines()
-                .map(|l| l.get(2..).unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .collect();
-    let stream = format!("---\n{}\n---\n{}\n", docs[0], docs[1]);
-    assert_eq!(parse_key_file(stream.as_bytes()).unwrap().len(), 2);
-    // A Secret without tls.key: Bitnami's message.
-    let nokey = format!(
-        "apiVersion: v1\nkind: List\nitems:\n{}",
-        secret_doc("x", false)
-    );
-    assert_eq!(
-        parse_key_file(nokey.as_bytes()).unwrap_err().to_string(),
-        "secret must contain a 'tls.data' key"
-    );
-    assert!(parse_key_file(b"")
-        .unwrap_err()
-        .to_string()
-        .contains("empty"));
-}
-
-#[test]
-fn key_secret_yaml_reads_back() {
-    let key = go_key();
-    let yaml = key_secret_yaml(
-        &key,
-        &KeySecretSpec {
-            namespace: "kube-system",
-            name: None,
-            prefix: "sealed-secrets-key",
-        },
-    )
-    .unwrap();
-    assert!(yaml.contains("generateName: \"sealed-secrets-key\""));
-    assert!(yaml.contains("sealedsecrets.bitnami.com/sealed-secrets-key: active"));
-    assert!(yaml.contains("type: kubernetes.io/tls"));
-    let back = parse_key_file(yaml.as_bytes()).unwrap();
-    assert_eq!(back[0].key.fingerprint(), key.fingerprint());
-    assert_eq!(back[0].key.certificate(), key.certificate());
 }

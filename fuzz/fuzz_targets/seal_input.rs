@@ -1,17 +1,17 @@
 //! `kseal seal`'s input: a YAML or JSON stream of Secrets read as the CLI reads it
-//! (`commands::docs::parse_stream`, `commands::seal::read_secret`), sealed in both formats
+//! (`commands::documents::parse_stream`, `commands::seal::read_secret`), sealed in both formats
 //! (`kseal_sealing::seal::seal_secret_with`: the Go test certificate, the fixed age recipients)
 //! and rendered in both output formats. Input: the file.
 #![no_main]
 
 use kseal::cli::Format;
-use kseal::commands::{docs, seal::read_secret};
+use kseal::commands::{documents, seal::read_secret};
 use kseal_sealing::seal::{seal_secret_with, SealOptions, Sealer};
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(documents) = docs::parse_stream(data, "<fuzz>") else {
+    let Ok(docs) = documents::parse_stream(data, "<fuzz>") else {
         return;
     };
     let cert = kseal_fuzz::go_cert();
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut sealed = Vec::new();
-    for doc in &documents {
+    for doc in &docs {
         let Ok(secret) = read_secret(doc, "<fuzz>") else {
             continue;
         };
@@ -35,6 +35,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = docs::render(&sealed, Format::Json);
-    let _ = docs::render(&sealed, Format::Yaml);
+    let _ = documents::render(&sealed, Format::Json);
+    let _ = documents::render(&sealed, Format::Yaml);
 });

@@ -1,25 +1,25 @@
 //! `kseal unseal`'s input: a YAML or JSON stream of SealedSecrets read as the CLI reads it
-//! (`commands::docs::parse_stream`, `docs::typed`), opened with `kseal_sealing::unseal::unseal`
+//! (`commands::documents::parse_stream`, `documents::typed`), opened with `kseal_sealing::unseal::unseal`
 //! (the Go test key and the fixed age identities, the sealed-with hint, templates rendered,
 //! the deprecated v1 `data` accepted) and rendered. Input: the file.
 #![no_main]
 
 use kseal::cli::Format;
-use kseal::commands::docs;
+use kseal::commands::documents;
 use kseal_sealing::unseal::{unseal, UnsealOptions};
 use kseal_crds::SealedSecret;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(documents) = docs::parse_stream(data, "<fuzz>") else {
+    let Ok(docs) = documents::parse_stream(data, "<fuzz>") else {
         return;
     };
     let opts = UnsealOptions {
         accept_deprecated_v1_data: true,
     };
     let mut secrets = Vec::new();
-    for doc in &documents {
-        let Ok(ss) = docs::typed::<SealedSecret>(
+    for doc in &docs {
+        let Ok(ss) = documents::typed::<SealedSecret>(
             doc,
             "<fuzz>",
             kseal_crds::KIND,
@@ -34,5 +34,5 @@ fuzz_target!(|data: &[u8]| {
             secrets.push(u.secret);
         }
     }
-    let _ = docs::render(&secrets, Format::Yaml);
+    let _ = documents::render(&secrets, Format::Yaml);
 });

@@ -7,15 +7,19 @@
 //! per-item [`seal_record`]s (`kseal_crds::ANNOTATION_SEAL_RECORDS`) that `kseal verify` checks
 //! offline. [`template`] is the Go text/template subset that `spec.template.data` may use;
 //! [`limits`] bounds what one SealedSecret may hold before any of that work is done; [`redact`]
-//! reads decrypted JSON without ever quoting a value in an error.
+//! reads decrypted JSON without ever quoting a value in an error. [`key_secret`] is the format
+//! of the controller's key Secrets (RSA keys and age identities) and of key files; [`scrub`]
+//! wipes plaintext and key material held in k8s-openapi types.
 //!
 //! Boundaries: pure functions only: no client, no I/O, no async. The object types are in
 //! `kseal-crds`, the cryptography in `kseal-crypto`.
 
 mod error;
 pub mod hint;
+pub mod key_secret;
 pub mod limits;
 pub mod redact;
+pub mod scrub;
 pub mod seal;
 pub mod seal_record;
 pub mod template;

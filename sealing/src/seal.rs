@@ -185,7 +185,7 @@ fn seal_inner<R: RngCore + CryptoRng + ?Sized>(
             encrypted.insert(item.clone(), STANDARD.encode(blob));
             Ok::<(), Error>(())
         });
-    scrub(data, string_data);
+    crate::scrub::maps(data, string_data);
     sealed?;
 
     let template_meta = template_metadata(secret.metadata);
@@ -238,21 +238,6 @@ pub fn template_metadata(mut m: ObjectMeta) -> ObjectMeta {
     m.deletion_timestamp = None;
     m.deletion_grace_period_seconds = None;
     m
-}
-
-/// Overwrites plaintext buffers before they are freed. k8s-openapi's types cannot zeroize on
-/// drop, so every path that held plaintext in them calls this.
-pub fn scrub(
-    mut data: BTreeMap<String, k8s_openapi::ByteString>,
-    mut string_data: BTreeMap<String, String>,
-) {
-    use zeroize::Zeroize;
-    for v in data.values_mut() {
-        v.0.zeroize();
-    }
-    for v in string_data.values_mut() {
-        v.zeroize();
-    }
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ impl std::fmt::Debug for RedactedSecret<'_> {
 impl Unsealed {
     /// Overwrites the plaintext in the Secret.
     pub fn scrub(mut self) {
-        crate::seal::scrub(self.secret.data.take().unwrap_or_default(), BTreeMap::new());
+        crate::scrub::secret(&mut self.secret);
     }
 }
 

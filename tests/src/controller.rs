@@ -75,7 +75,7 @@ pub const KEEP_LOGS_ENV: &str = "KSEAL_E2E_KEEP_LOGS";
 /// `source.component` of the controller's Events (Bitnami's value).
 pub const EVENT_COMPONENT: &str = "sealed-secrets";
 /// The annotation kseal adds to every Secret it writes (a MAC over what it was made from).
-pub const ANNOTATION_RECORD: &str = "sealedsecrets.kseal.dev/record";
+pub const ANNOTATION_OWNERSHIP: &str = "sealedsecrets.kseal.dev/record";
 /// Label of the controller's key Secrets.
 pub const KEY_LABEL_SELECTOR: &str = "sealedsecrets.bitnami.com/sealed-secrets-key=active";
 /// Name of the base fixture's Secret.
@@ -933,10 +933,10 @@ pub fn labels(secret: &Secret) -> BTreeMap<String, String> {
     secret.metadata.labels.clone().unwrap_or_default()
 }
 
-/// A Secret's annotations without kseal's record annotation (so they compare with Bitnami's).
-pub fn annotations_without_record(secret: &Secret) -> BTreeMap<String, String> {
+/// A Secret's annotations without kseal's ownership annotation (so they compare with Bitnami's).
+pub fn annotations_without_ownership(secret: &Secret) -> BTreeMap<String, String> {
     let mut a = secret.metadata.annotations.clone().unwrap_or_default();
-    a.remove(ANNOTATION_RECORD);
+    a.remove(ANNOTATION_OWNERSHIP);
     a
 }
 
@@ -1201,10 +1201,10 @@ mod tests {
     }
 
     #[test]
-    fn record_annotation_is_the_controllers() {
+    fn ownership_annotation_is_the_controllers() {
         assert_eq!(
-            ANNOTATION_RECORD,
-            kseal_controller::planner::ANNOTATION_RECORD
+            ANNOTATION_OWNERSHIP,
+            kseal_controller::planner::ANNOTATION_OWNERSHIP
         );
     }
 

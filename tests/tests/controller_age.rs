@@ -19,10 +19,6 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kseal_controller::keys::store::{
-    age_identity_secret, AGE_IDENTITY_DATA_KEY, AGE_IDENTITY_LABEL, ANNOTATION_AGE_RECIPIENT,
-    CONFIGMAP_AGE_RECIPIENT_KEY,
-};
 use kseal_crds::{SealedSecret, SealedSecretSpec};
 use kseal_crypto::{open_age, seal_age, AgeIdentity, AgeRecipient, Scope};
 use kseal_e2e::controller::{
@@ -32,6 +28,10 @@ use kseal_e2e::controller::{
 use kseal_e2e::kube::api::{DeleteParams, ListParams, PostParams};
 use kseal_e2e::kube::{Api, Client};
 use kseal_e2e::{Controller, TestNamespace};
+use kseal_sealing::key_secret::{
+    age_identity_secret, AGE_IDENTITY_DATA_KEY, AGE_IDENTITY_LABEL, ANNOTATION_AGE_RECIPIENT,
+    CONFIGMAP_AGE_RECIPIENT_KEY,
+};
 
 /// The certificate ConfigMap's default name (`--cert-configmap`).
 const CERT_CONFIGMAP: &str = "sealed-secrets-cert";

@@ -276,14 +276,13 @@ async fn a_key_secret_added_at_run_time_is_used_without_a_restart() -> Result<()
         time::OffsetDateTime::now_utc(),
     )?;
     let cert = key.certificate().context("no certificate")?.clone();
-    let mut secret = kseal_controller::keys::store::key_secret(
+    let secret = kseal_sealing::key_secret::key_secret(
         &key,
-        "restored-key",
+        kseal_sealing::key_secret::KeySecretName::Exact("restored-key"),
+        None,
         &BTreeMap::new(),
         &BTreeMap::new(),
     )?;
-    secret.metadata.generate_name = None;
-    secret.metadata.name = Some("restored-key".into());
     Api::<Secret>::namespaced(admin.clone(), ctl.namespace())
         .create(&PostParams::default(), &secret)
         .await?;

@@ -23,7 +23,10 @@ fn tls_secret(name: &str, labels: Option<&str>, key: &[u8], crt: &[u8]) -> Secre
         metadata: ObjectMeta {
             name: Some(name.into()),
             labels: labels.map(|v| {
-                BTreeMap::from([(kseal_crypto::keyfile::KEY_LABEL.to_string(), v.to_string())])
+                BTreeMap::from([(
+                    kseal_sealing::key_secret::KEY_LABEL.to_string(),
+                    v.to_string(),
+                )])
             }),
             ..Default::default()
         },

@@ -1,7 +1,7 @@
 //! A measurement, not a pass/fail test (ignored by default): how long the controller takes to
 //! turn N SealedSecrets into Secrets on the test control plane, its peak RSS, and how many RSA
 //! private-key operations it performed; then the same after a restart, when every Secret
-//! already matches (the restart record: no decryption expected).
+//! already matches (its ownership mark: no decryption expected).
 //!
 //! Run it with `tests/bench/scale.sh` (release build of the controller, N=1000 by default;
 //! `KSEAL_SCALE_N` changes N).
@@ -122,7 +122,7 @@ async fn scale_sealed_secrets_to_secrets() -> Result<()> {
     let requests = metric(&m, "sealed_secrets_controller_unseal_requests_total");
     let rss = peak_rss_kib(ctl.pid().context("no pid")?)?;
 
-    // Restart: every Secret matches its record.
+    // Restart: every Secret matches its ownership mark.
     ctl.stop().await?;
     let restarted = Instant::now();
     ctl.start_again().await?;

@@ -9,7 +9,7 @@
 //! 100 ms; "consistently" = 3 s).
 //!
 //! kseal differences the assertions allow for: every Secret the controller writes carries one
-//! extra annotation, `sealedsecrets.kseal.dev/record`, which is removed before annotations are
+//! extra annotation, the ownership mark `sealedsecrets.kseal.dev/record`, which is removed before annotations are
 //! compared; the `Synced` condition also carries a `reason`.
 
 use std::time::Duration;
@@ -21,7 +21,7 @@ use kseal_crypto::keygen::{self, KeyProfile};
 use kseal_crypto::scope::{ANNOTATION_CLUSTER_WIDE, ANNOTATION_NAMESPACE_WIDE};
 use kseal_crypto::Certificate;
 use kseal_e2e::controller::{
-    annotations_without_record, base_secret, bytes_map, check_data, check_owned_by,
+    annotations_without_ownership, base_secret, bytes_map, check_data, check_owned_by,
     consistently_absent, eventually_ok, eventually_secret, expect_event, labels, seal, seal_for,
     seal_item, string_map, synced_condition, wait_synced, SECRET_NAME,
 };
@@ -196,14 +196,14 @@ fn no_owners(secret: &Secret) -> Result<()> {
 }
 
 fn check_annotations(secret: &Secret, want: &[&str]) -> Result<()> {
-    let got = annotations_without_record(secret);
+    let got = annotations_without_ownership(secret);
     let want = want
         .iter()
         .map(|a| (a.to_string(), "true".to_string()))
         .collect();
     ensure!(
         got == want,
-        "annotations (without the record) are {got:?}, want {want:?}"
+        "annotations (without the ownership mark) are {got:?}, want {want:?}"
     );
     Ok(())
 }

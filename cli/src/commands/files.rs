@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use kseal_crds::SealedSecret;
 
-use super::docs::{self, Doc};
+use super::documents::{self, Doc};
 
 /// One file given on the command line or found under a directory.
 #[derive(Debug)]
@@ -250,7 +250,7 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<SourceFile> {
         .map_err(|at| anyhow::anyhow!("{name} is not valid UTF-8 (byte {at})"))?;
     let text = std::mem::take(&mut *text);
     let mut sealed = Vec::new();
-    for doc in docs::parse_stream(text.as_bytes(), &name)? {
+    for doc in documents::parse_stream(text.as_bytes(), &name)? {
         if is_sealed_secret(&doc) {
             let ss: SealedSecret = kseal_sealing::redact::from_value(doc.value).map_err(|e| {
                 anyhow::anyhow!(

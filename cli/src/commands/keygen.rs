@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use kseal_crypto::keyfile::{key_secret_yaml, KeySecretSpec, DEFAULT_KEY_PREFIX};
 use kseal_crypto::keygen::{generate, KeyProfile};
+use kseal_sealing::key_secret::{key_secret, key_secret_yaml, KeySecretName, DEFAULT_KEY_PREFIX};
 
 use crate::cli::KeygenArgs;
 use crate::io::write_new;
@@ -33,14 +33,17 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
         .certificate()
         .expect("generated keys carry their certificate");
     let secret = match &args.secret_file {
-        Some(_) => Some(key_secret_yaml(
-            &key,
-            &KeySecretSpec {
-                namespace: &args.secret_namespace,
-                name: args.secret_name.as_deref(),
-                prefix: DEFAULT_KEY_PREFIX,
-            },
-        )?),
+        Some(_) => {
+            let name = match args.secret_name.as_deref() {
+                Some(n) => KeySecretName::Exact(n),
+                None => KeySecretName::Generate(DEFAULT_KEY_PREFIX),
+            };
+            let none = Default::default();
+            let mut secret = key_secret(&key, name, Some(&args.secret_namespace), &none, &none)?;
+            let yaml = key_secret_yaml(&secret);
+            kseal_sealing::scrub::secret(&mut secret);
+            Some(yaml)
+        }
         None => None,
     };
     write_new(

@@ -18,8 +18,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _, Result};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kseal_crypto::keyfile::{DEFAULT_KEY_PREFIX, KEY_LABEL, KEY_LABEL_ACTIVE};
-use kseal_crypto::Certificate;
+use kseal_sealing::key_secret::{
+    self, is_age_identity, AGE_IDENTITY_LABEL, ANNOTATION_AGE_RECIPIENT, DEFAULT_KEY_PREFIX,
+    KEY_LABEL, KEY_LABEL_ACTIVE,
+};
+use kseal_sealing::scrub;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use time::format_description::well_known::Rfc3339;
 
@@ -28,18 +31,6 @@ use crate::cluster::{block_on, explain, Controller};
 
 fn forbidden(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403)
-}
-
-/// The label of the controller's age identity Secrets (kseal's controller).
-pub const AGE_IDENTITY_LABEL: &str = "sealedsecrets.kseal.dev/age-identity";
-/// The annotation naming an age identity Secret's recipient.
-pub const ANNOTATION_AGE_RECIPIENT: &str = "sealedsecrets.kseal.dev/age-recipient";
-
-fn is_age(s: &Secret) -> bool {
-    s.metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(AGE_IDENTITY_LABEL))
 }
 
 /// The key Secrets of the controller's namespace (RSA keys and age identities), oldest first.
@@ -72,12 +63,6 @@ async fn key_secrets(c: &Controller) -> Result<Vec<Secret>> {
     Ok(list)
 }
 
-fn scrub(secrets: &mut [Secret]) {
-    for s in secrets {
-        kseal_sealing::seal::scrub(s.data.take().unwrap_or_default(), BTreeMap::new());
-    }
-}
-
 #[derive(Debug, serde::Serialize)]
 struct KeyInfo {
     secret: String,
@@ -102,7 +87,7 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
     let mut out: Vec<KeyInfo> = secrets
         .iter()
         .map(|s| {
-            if is_age(s) {
+            if is_age_identity(s) {
                 let recipient = s
                     .metadata
                     .annotations
@@ -116,13 +101,7 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
                     fingerprint: recipient
                         .map(|r| r.as_str().to_string())
                         .unwrap_or_else(|| "(no recipient annotation)".into()),
-                    state: s
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(AGE_IDENTITY_LABEL))
-                        .cloned()
-                        .unwrap_or_default(),
+                    state: key_secret::state(s).unwrap_or_default().to_string(),
                     created: created.map(|t| t.to_string()).unwrap_or_default(),
                     not_before: String::new(),
                     not_after: String::new(),
@@ -137,18 +116,8 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
                     sealing: false,
                 };
             }
-            let cert = s
-                .data
-                .as_ref()
-                .and_then(|d| d.get("tls.crt"))
-                .and_then(|c| Certificate::from_pem(&c.0).ok());
-            let state = s
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(KEY_LABEL))
-                .cloned()
-                .unwrap_or_else(|| "legacy".into());
+            let cert = key_secret::certificate(s);
+            let state = key_secret::state(s).unwrap_or("legacy").to_string();
             KeyInfo {
                 secret: s.metadata.name.clone().unwrap_or_default(),
                 type_: "rsa",
@@ -205,7 +174,7 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
 async fn list(c: &Controller, format: ReportFormat) -> Result<ExitCode> {
     let mut secrets = key_secrets(c).await?;
     let keys = describe_keys(&secrets);
-    scrub(&mut secrets);
+    scrub::secrets(&mut secrets);
     if keys.is_empty() {
         bail!(
             "no key Secrets in namespace {}: is the controller installed there? (--controller-namespace)",
@@ -264,7 +233,7 @@ async fn backup(c: &Controller, out: &std::path::Path, force: bool) -> Result<Ex
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
     let text = zeroize::Zeroizing::new(serde_yaml::to_string(&list)?);
     drop(items);
-    scrub(&mut secrets);
+    scrub::secrets(&mut secrets);
     crate::io::write_new(out, text.as_bytes(), 0o600, force)?;
     eprintln!(
         "wrote {} key{} to {} (mode 0600): it holds private keys, store it like one",
@@ -278,7 +247,7 @@ async fn backup(c: &Controller, out: &std::path::Path, force: bool) -> Result<Ex
 async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
     let bytes = crate::io::read_file(file, crate::io::KEY_FILE)
         .with_context(|| format!("cannot read {}", file.display()))?;
-    let docs = super::docs::parse_stream(&bytes, &file.display().to_string())?;
+    let docs = super::documents::parse_stream(&bytes, &file.display().to_string())?;
     let mut secrets = Vec::new();
     for d in docs {
         let items = match d.value.get("kind").and_then(|k| k.as_str()) {
@@ -294,18 +263,17 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
         for v in items {
             let s: Secret = kseal_sealing::redact::from_value(v)
                 .map_err(|e| anyhow!("{}: not a valid Secret: {e}", file.display()))?;
-            if s.data
-                .as_ref()
-                .is_some_and(|d| d.contains_key("tls.key") || d.contains_key("age.key"))
-            {
+            if key_secret::holds_key_material(&s) {
                 secrets.push(s);
             }
         }
     }
     if secrets.is_empty() {
         bail!(
-            "{}: no key Secrets (with tls.key or age.key) in it",
-            file.display()
+            "{}: no key Secrets (with {} or {}) in it",
+            file.display(),
+            key_secret::TLS_KEY,
+            key_secret::AGE_IDENTITY_DATA_KEY
         );
     }
     let api: Api<Secret> = Api::namespaced(c.client().clone(), c.namespace());
@@ -314,12 +282,11 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
         for s in &secrets {
             let mut new = clean(s);
             new.metadata.namespace = Some(c.namespace().to_string());
-            let label =
-                if is_age(&new) || new.data.as_ref().is_some_and(|d| d.contains_key("age.key")) {
-                    AGE_IDENTITY_LABEL
-                } else {
-                    KEY_LABEL
-                };
+            let label = if is_age_identity(&new) {
+                AGE_IDENTITY_LABEL
+            } else {
+                KEY_LABEL
+            };
             new.metadata
                 .labels
                 .get_or_insert_with(BTreeMap::new)
@@ -327,12 +294,12 @@ async fn restore(c: &Controller, file: &std::path::Path) -> Result<ExitCode> {
                 .or_insert_with(|| KEY_LABEL_ACTIVE.to_string());
             let name = new.metadata.name.clone().unwrap_or_default();
             let r = api.create(&PostParams::default(), &new).await;
-            kseal_sealing::seal::scrub(new.data.take().unwrap_or_default(), BTreeMap::new());
+            scrub::secret(&mut new);
             out.push((name, r.map(|_| ())));
         }
         out
     };
-    scrub(&mut secrets);
+    scrub::secrets(&mut secrets);
     let mut failed = false;
     for (name, r) in results {
         match r {

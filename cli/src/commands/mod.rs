@@ -15,7 +15,7 @@ pub mod web;
 
 /// Reading document streams; public (hidden) for the fuzz targets in `fuzz/` only.
 #[doc(hidden)]
-pub mod docs;
+pub mod documents;
 
 use std::process::ExitCode;
 

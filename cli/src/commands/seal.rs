@@ -11,7 +11,7 @@ use kseal_crypto::{AgeRecipient, Certificate, Scope};
 use kseal_sealing::seal::{seal_secret_with, SealOptions, Sealer};
 use serde_json::Value;
 
-use super::docs::{self, Doc};
+use super::documents::{self, Doc};
 use crate::cli::{Format, SealArgs};
 use crate::cluster::{certificate_pem, default_namespace, ClusterArgs};
 use crate::config::{self, Config, RuleKeys};
@@ -188,7 +188,7 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
     }
     let input = read_input(args.file.as_deref(), TTY_HINT, crate::io::MANIFEST)?;
     let default_ns = default_namespace(&args.cluster);
-    let docs = docs::parse_stream(&input.bytes, &input.name)?;
+    let docs = documents::parse_stream(&input.bytes, &input.name)?;
     if docs.is_empty() {
         bail!("no secrets found. Ensure the input is valid and UTF-8 encoded");
     }
@@ -221,7 +221,7 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
     }
     let out = Output::new(args.output_file.as_deref(), 0o644);
     let format = output_format(args.format, &out);
-    out.write(docs::render(&sealed, format)?.as_bytes())?;
+    out.write(documents::render(&sealed, format)?.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -237,7 +237,7 @@ pub fn output_format(flag: Option<Format>, out: &Output) -> Format {
 /// A Secret from one document, with every `data` value checked so that bad base64 is reported
 /// by item name rather than as a generic decoding error.
 pub fn read_secret(doc: &Doc, source: &str) -> Result<Secret> {
-    docs::check_type(doc, source, "Secret", "v1", false)?;
+    documents::check_type(doc, source, "Secret", "v1", false)?;
     if let Some(data) = doc.value.get("data").and_then(Value::as_object) {
         for (k, v) in data {
             let name = doc
@@ -263,7 +263,7 @@ pub fn read_secret(doc: &Doc, source: &str) -> Result<Secret> {
             }
         }
     }
-    docs::typed::<Secret>(doc, source, "Secret", "v1", false)
+    documents::typed::<Secret>(doc, source, "Secret", "v1", false)
 }
 
 fn describe(secret: &Secret, doc: &Doc, source: &str) -> String {
@@ -342,14 +342,14 @@ pub(crate) mod merge {
         }
         let tname = target.display().to_string();
         let text = crate::io::read_text(target, crate::io::MANIFEST, &tname)?;
-        let tdocs = docs::parse_stream(text.as_bytes(), &tname)?;
+        let tdocs = documents::parse_stream(text.as_bytes(), &tname)?;
         let [tdoc] = tdocs.as_slice() else {
             bail!(
                 "{tname} must hold exactly one SealedSecret, it has {} documents",
                 tdocs.len()
             );
         };
-        let existing: SealedSecret = docs::typed(
+        let existing: SealedSecret = documents::typed(
             tdoc,
             &tname,
             kseal_crds::KIND,

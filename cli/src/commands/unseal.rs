@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use kseal_crds::SealedSecret;
-use kseal_crypto::keyfile::parse_key_file;
 use kseal_crypto::{AgeIdentity, Keyring};
+use kseal_sealing::key_secret::read_key_file;
 use kseal_sealing::unseal::{label_of, unseal, UnsealOptions};
 
-use super::docs;
+use super::documents;
 use super::seal::output_format;
 use crate::cli::UnsealArgs;
 use crate::io::{read_input, Output};
@@ -18,7 +18,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     for path in &args.keys {
         let bytes = crate::io::read_file(path, crate::io::KEY_FILE)
             .with_context(|| format!("cannot read key file {}", path.display()))?;
-        let keys = parse_key_file(&bytes)
+        let keys = read_key_file(&bytes)
             .with_context(|| format!("cannot read keys from {}", path.display()))?;
         for k in keys {
             keyring.insert(k.key);
@@ -42,7 +42,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
         "(tty detected: expecting json/yaml k8s resource in stdin)",
         crate::io::MANIFEST,
     )?;
-    let docs = docs::parse_stream(&input.bytes, &input.name)?;
+    let docs = documents::parse_stream(&input.bytes, &input.name)?;
     if docs.is_empty() {
         bail!("no SealedSecret found in {}", input.name);
     }
@@ -51,7 +51,7 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     };
     let mut secrets = Vec::with_capacity(docs.len());
     for doc in &docs {
-        let ss: SealedSecret = docs::typed(
+        let ss: SealedSecret = documents::typed(
             doc,
             &input.name,
             kseal_crds::KIND,
@@ -75,9 +75,9 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     // The output holds plaintext: a file gets mode 0600.
     let out = Output::new(args.output_file.as_deref(), 0o600);
     let format = output_format(args.format, &out);
-    let rendered = zeroize::Zeroizing::new(docs::render(&secrets, format)?);
+    let rendered = zeroize::Zeroizing::new(documents::render(&secrets, format)?);
     for s in secrets {
-        kseal_sealing::seal::scrub(s.0.data.unwrap_or_default(), Default::default());
+        kseal_sealing::scrub::maps(s.0.data.unwrap_or_default(), Default::default());
     }
     out.write(rendered.as_bytes())?;
     Ok(ExitCode::SUCCESS)

@@ -40,7 +40,7 @@ use self::flags::Flags;
 pub use self::{client::request_timeout, flags::parse as parse_flags, flags::Parsed};
 use crate::cli::Format;
 use crate::cluster::{block_on, default_namespace, Controller};
-use crate::commands::docs::{self, Doc};
+use crate::commands::documents::{self, Doc};
 use crate::io::{Limit, Output, ReadError};
 
 const TTY_HINT: &str = "(tty detected: expecting json/yaml k8s resource in stdin)";
@@ -354,22 +354,15 @@ fn percent_decode(s: &str) -> String {
 /// GET an `http(s)://` certificate URL (proxy variables honoured): 200 or
 /// `cannot fetch "<url>": 404 Not Found`.
 fn fetch_url(url: &str) -> Result<Vec<u8>> {
-    let agent = crate::http_client::agent();
-    let mut resp = agent
-        .get(url)
-        .call()
-        .map_err(|e| anyhow!("Get {}: {e}", go_quote(url)))?;
-    let status = resp.status();
-    if status != 200 {
-        bail!(
+    crate::io::fetch_certificate_url(url).map_err(|e| match e {
+        crate::io::FetchError::Status(status) => anyhow!(
             "cannot fetch {}: {} {}",
             go_quote(url),
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
-        );
-    }
-    crate::io::read_url_body(resp.body_mut(), crate::io::CERTIFICATE)
-        .map_err(|e| anyhow!("Get {}: {e}", go_quote(url)))
+        ),
+        e => anyhow!("Get {}: {e}", go_quote(url)),
+    })
 }
 
 /// kubeseal's `ParseKey`: the first PEM certificate, with an RSA key, not expired.
@@ -395,7 +388,7 @@ fn secret_docs(bytes: &[u8], source: &str) -> Result<Vec<Doc>> {
     if std::str::from_utf8(bytes).is_err() {
         bail!(NO_SECRETS);
     }
-    let docs = docs::parse_stream(bytes, source)?;
+    let docs = documents::parse_stream(bytes, source)?;
     if docs.is_empty() {
         bail!(NO_SECRETS);
     }
@@ -451,7 +444,7 @@ fn seal(f: &Flags, input: Input, cert: &Certificate, out: &mut Vec<u8>) -> Resul
         drop_hint(&mut ss);
         sealed.push(ss);
     }
-    out.extend_from_slice(docs::render(&sealed, output_format(f)?)?.as_bytes());
+    out.extend_from_slice(documents::render(&sealed, output_format(f)?)?.as_bytes());
     Ok(())
 }
 
@@ -501,11 +494,11 @@ fn raw(f: &Flags, cert: &Certificate, out: &mut Vec<u8>) -> Result<()> {
 fn merge_into(f: &Flags, input: Input, cert: &Certificate) -> Result<()> {
     let target = f.merge_into.as_str();
     let text = read_path(target, crate::io::MANIFEST)?;
-    let tdocs = docs::parse_stream(&text, target)?;
+    let tdocs = documents::parse_stream(&text, target)?;
     let tdoc = tdocs
         .first()
         .ok_or_else(|| anyhow!("{target} holds no SealedSecret"))?;
-    let mut existing: SealedSecret = docs::typed(
+    let mut existing: SealedSecret = documents::typed(
         tdoc,
         target,
         kseal_crds::KIND,
@@ -612,7 +605,7 @@ fn merge_into(f: &Flags, input: Input, cert: &Certificate) -> Result<()> {
             }
         }
     }
-    let rendered = docs::render(&[existing], output_format(f)?)?;
+    let rendered = documents::render(&[existing], output_format(f)?)?;
     crate::io::write_atomic(Path::new(target), rendered.as_bytes(), 0o644)
 }
 
@@ -625,16 +618,16 @@ fn recovery_unseal(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
     let mut keyring = Keyring::new();
     for path in &f.recovery_keys {
         let bytes = read_path(path, crate::io::KEY_FILE)?;
-        for k in kseal_crypto::keyfile::parse_key_file(&bytes)? {
+        for k in kseal_sealing::key_secret::read_key_file(&bytes)? {
             keyring.insert(k.key);
         }
     }
     let (source, bytes) = input.read()?;
-    let docs = docs::parse_stream(&bytes, &source)?;
+    let docs = documents::parse_stream(&bytes, &source)?;
     let doc = docs
         .first()
         .ok_or_else(|| anyhow!("no SealedSecret found in {source}"))?;
-    let ss: SealedSecret = docs::typed(
+    let ss: SealedSecret = documents::typed(
         doc,
         &source,
         kseal_crds::KIND,
@@ -648,9 +641,9 @@ fn recovery_unseal(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
         UnsealOptions::default(),
     )?;
     let secrets = [crate::commands::unseal::SecretOut(unsealed.secret)];
-    let rendered = Zeroizing::new(docs::render(&secrets, output_format(f)?)?);
+    let rendered = Zeroizing::new(documents::render(&secrets, output_format(f)?)?);
     for s in secrets {
-        kseal_sealing::seal::scrub(s.0.data.unwrap_or_default(), Default::default());
+        kseal_sealing::scrub::maps(s.0.data.unwrap_or_default(), Default::default());
     }
     out.extend_from_slice(rendered.as_bytes());
     Ok(())
@@ -667,7 +660,7 @@ fn doc_name(doc: &Doc) -> &str {
 /// `--validate`: each input SealedSecret to the controller's `/v1/verify`.
 fn validate(f: &Flags, input: Input) -> Result<()> {
     let (source, bytes) = input.read()?;
-    let docs = docs::parse_stream(&bytes, &source)
+    let docs = documents::parse_stream(&bytes, &source)
         .map_err(|_| anyhow!("unable to decrypt sealed secret"))?;
     if docs.is_empty() {
         bail!("unable to decrypt sealed secret");
@@ -687,7 +680,7 @@ fn validate(f: &Flags, input: Input) -> Result<()> {
 /// in `-o` without creationTimestamp, deletionTimestamp and generation.
 fn re_encrypt(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
     let (source, bytes) = input.read()?;
-    let docs = docs::parse_stream(&bytes, &source)?;
+    let docs = documents::parse_stream(&bytes, &source)?;
     if docs.is_empty() {
         bail!("no SealedSecret found in {source}");
     }
@@ -705,7 +698,7 @@ fn re_encrypt(f: &Flags, input: Input, out: &mut Vec<u8>) -> Result<()> {
         }
         anyhow::Ok(rotated)
     })??;
-    out.extend_from_slice(docs::render(&rotated, output_format(f)?)?.as_bytes());
+    out.extend_from_slice(documents::render(&rotated, output_format(f)?)?.as_bytes());
     Ok(())
 }
 

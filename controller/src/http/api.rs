@@ -589,7 +589,7 @@ pub fn reseal(
         ..Default::default()
     };
     if let Err(e) = resolve(&mut probe, &seal_opts) {
-        kseal_sealing::seal::scrub(secret.data.take().unwrap_or_default(), Default::default());
+        kseal_sealing::scrub::secret(&mut secret);
         return Err(RotateError::Seal(e));
     }
     let mut out = seal_secret(

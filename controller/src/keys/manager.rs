@@ -23,7 +23,8 @@ use crate::keys::registry::{
     needs_age_identity_at_startup, needs_key_at_startup, KeyRegistry, RegisteredAgeIdentity,
     RegisteredKey,
 };
-use crate::keys::store::{certificate_data, KeyStore, KeyStoreError, CONFIGMAP_AGE_RECIPIENT_KEY};
+use crate::keys::store::{KeyStore, KeyStoreError};
+use kseal_sealing::key_secret::{certificate_data, CONFIGMAP_AGE_RECIPIENT_KEY};
 
 /// What new keys look like and where the certificate is published.
 #[derive(Debug, Clone)]

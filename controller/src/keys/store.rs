@@ -1,34 +1,10 @@
-//! Key Secrets in the API (docs/compatibility.md, “The sealing-key Secret”): reading them exactly as Bitnami's controller does,
-//! writing new ones in Bitnami's format, and publishing the sealing certificate.
+//! Key Secrets in the API (docs/compatibility.md, “The sealing-key Secret”): loading the
+//! controller's RSA keys and age identities exactly as Bitnami's controller does, storing new
+//! ones, and publishing the sealing certificate.
 //!
-//! Conversions between Secrets and keys are pure functions ([`key_from_secret`],
-//! [`key_secret`], [`age_identity_from_secret`], [`age_identity_secret`]); [`KeyStore`] does the
-//! API calls around them.
-//!
-//! # Age identity Secrets
-//!
-//! Each age identity lives in its own Secret in the controller's namespace, beside the RSA key
-//! Secrets and backed up the same way (`kubectl get secret -l …`):
-//!
-//! ```yaml
-//! apiVersion: v1
-//! kind: Secret
-//! type: Opaque
-//! metadata:
-//!   generateName: sealed-secrets-key-age-        # <--key-prefix>-age-
-//!   labels:
-//!     sealedsecrets.kseal.dev/age-identity: active   # plus --privatekey-labels
-//!   annotations:
-//!     sealedsecrets.kseal.dev/age-recipient: age1…   # plus --privatekey-annotations
-//! data:
-//!   age.key: <identity file: "# public key: age1…\nAGE-SECRET-KEY-1…\n">
-//! ```
-//!
-//! They deliberately do not carry Bitnami's `sealedsecrets.bitnami.com/sealed-secrets-key`
-//! label: Bitnami's controller would try to read them as RSA keys (and stop) if a cluster went
-//! back to it. `age.key` is what `age-keygen` writes (without its `# created:` line), so
-//! `age -d -i` reads it as it is. The recipient annotation is informational; the identity in
-//! `age.key` is what counts.
+//! The format itself (names, labels, data keys, what is never a key) is
+//! `kseal_sealing::key_secret`, shared with the CLI; this module adds the API calls and the
+//! registry's ordering around it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,31 +12,18 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::ByteString;
-use kseal_crypto::keyfile::{KEY_LABEL, KEY_LABEL_ACTIVE};
 use kseal_crypto::{AgeIdentity, AgeRecipient, Certificate, PrivateKey};
+use kseal_sealing::key_secret::{
+    self, age_identity_secret, certificate_data, KeySecretName, AGE_IDENTITY_LABEL,
+    AGE_IDENTITY_LABEL_ACTIVE, KEY_LABEL, KEY_LABEL_ACTIVE,
+};
+use kseal_sealing::scrub;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
 use crate::keys::registry::{
     ordering_time, KeyOrderPriority, RegisteredAgeIdentity, RegisteredKey,
 };
-
-/// The label that marks an age identity Secret (value [`AGE_IDENTITY_LABEL_ACTIVE`]).
-pub const AGE_IDENTITY_LABEL: &str = "sealedsecrets.kseal.dev/age-identity";
-/// The value of [`AGE_IDENTITY_LABEL`] on identities the controller loads.
-pub const AGE_IDENTITY_LABEL_ACTIVE: &str = "active";
-/// The data key of an age identity Secret: the identity file text.
-pub const AGE_IDENTITY_DATA_KEY: &str = "age.key";
-/// The annotation on an age identity Secret naming its public recipient (`age1…`).
-pub const ANNOTATION_AGE_RECIPIENT: &str = "sealedsecrets.kseal.dev/age-recipient";
-/// The data key of the certificate ConfigMap that holds the newest age recipient.
-pub const CONFIGMAP_AGE_RECIPIENT_KEY: &str = "age-recipient";
-
-/// The `generateName` of age identity Secrets for a key prefix: `<prefix>-age-`.
-pub fn age_secret_prefix(key_prefix: &str) -> String {
-    format!("{key_prefix}-age-")
-}
 
 /// What went wrong with a key Secret or a key-store call. Messages name the Secret, never key
 /// material. Each message includes its cause, which is therefore not also a `source()` (it
@@ -111,138 +74,55 @@ impl From<kseal_crypto::Error> for KeyStoreError {
     }
 }
 
-/// Why a Secret may not be a key even though it carries a key label: it was made from a
-/// SealedSecret (an ownerReference to one, or the record annotation this controller puts on
-/// every Secret it writes). Keys come only from the controller or an administrator; anyone
-/// who may create a SealedSecret in the controller namespace could otherwise choose a key.
-fn made_from_sealed_secret(secret: &Secret) -> bool {
-    let owned = secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.kind == kseal_crds::KIND && o.api_version == kseal_crds::API_VERSION);
-    let recorded = secret
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(crate::planner::ANNOTATION_RECORD));
-    owned || recorded
-}
-
-fn refuse_sealed(secret: &Secret) -> Result<(), KeyStoreError> {
-    if made_from_sealed_secret(secret) {
-        return Err(KeyStoreError::BadKeySecret {
-            name: secret.metadata.name.clone().unwrap_or_default(),
-            reason: "made from a SealedSecret, so never used as a key".into(),
-        });
+fn bad_secret(secret: &Secret, e: key_secret::KeySecretError) -> KeyStoreError {
+    KeyStoreError::BadKeySecret {
+        name: secret.metadata.name.clone().unwrap_or_default(),
+        reason: match e {
+            // Bitnami's message names the wrong data key; the controller's log says it right.
+            key_secret::KeySecretError::NoPrivateKey => format!("no {}", key_secret::TLS_KEY),
+            e => e.to_string(),
+        },
     }
-    Ok(())
 }
 
-/// Reads a key Secret: `tls.key` (PKCS#1 or PKCS#8 RSA) and `tls.crt` (first certificate).
-/// A Secret made from a SealedSecret is refused.
+/// Reads a key Secret for the registry: `tls.key` and `tls.crt` both required
+/// ([`key_secret::read_key`]), ordered by `priority`. A Secret made from a SealedSecret is
+/// refused.
 pub fn key_from_secret(
     secret: &Secret,
     priority: KeyOrderPriority,
 ) -> Result<RegisteredKey, KeyStoreError> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let bad = |reason: String| KeyStoreError::BadKeySecret {
-        name: name.clone(),
-        reason,
-    };
-    refuse_sealed(secret)?;
-    let data = secret.data.as_ref();
-    let key_pem = data
-        .and_then(|d| d.get("tls.key"))
-        .ok_or_else(|| bad("no tls.key".into()))?;
-    let key = PrivateKey::from_pem(&key_pem.0).map_err(|e| bad(e.to_string()))?;
-    let crt = data
-        .and_then(|d| d.get("tls.crt"))
-        .ok_or_else(|| bad("no tls.crt".into()))?;
-    let cert = Certificate::from_pem(&crt.0).map_err(|e| bad(e.to_string()))?;
-    let not_before = Timestamp::from_second(cert.not_before().unix_timestamp())
-        .map_err(|e| bad(e.to_string()))?;
-    let key = key.with_certificate(cert).map_err(|e| bad(e.to_string()))?;
+    let key = key_secret::read_key(secret, true).map_err(|e| bad_secret(secret, e))?;
+    let cert = key
+        .certificate()
+        .expect("read_key with require_certificate attaches tls.crt");
+    let not_before = Timestamp::from_second(cert.not_before().unix_timestamp()).map_err(|_| {
+        KeyStoreError::BadKeySecret {
+            name: secret.metadata.name.clone().unwrap_or_default(),
+            reason: "tls.crt: NotBefore is out of range".into(),
+        }
+    })?;
     let created = secret.metadata.creation_timestamp.as_ref().map(|t| t.0);
     Ok(RegisteredKey {
         key: Arc::new(key),
         ordering_time: ordering_time(priority, not_before, created),
-        secret_name: Some(name),
+        secret_name: Some(secret.metadata.name.clone().unwrap_or_default()),
     })
 }
 
-/// The Secret a new key is stored in: `generateName: <prefix>`, type `kubernetes.io/tls`,
-/// `tls.key` PKCS#1 PEM, `tls.crt` PEM, the active label plus `--privatekey-labels`, and
-/// `--privatekey-annotations`. The caller must scrub it after use (it holds the private key).
-pub fn key_secret(
-    key: &PrivateKey,
-    prefix: &str,
-    labels: &BTreeMap<String, String>,
-    annotations: &BTreeMap<String, String>,
-) -> Result<Secret, KeyStoreError> {
-    let cert = key
-        .certificate()
-        .ok_or(kseal_crypto::Error::NoCertificate)?;
-    let mut all_labels = labels.clone();
-    all_labels.insert(KEY_LABEL.to_string(), KEY_LABEL_ACTIVE.to_string());
-    Ok(Secret {
-        metadata: ObjectMeta {
-            generate_name: Some(prefix.to_string()),
-            labels: Some(all_labels),
-            annotations: Some(annotations.clone()).filter(|a| !a.is_empty()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".to_string()),
-        data: Some(BTreeMap::from([
-            (
-                "tls.key".to_string(),
-                ByteString(key.to_pkcs1_pem()?.as_bytes().to_vec()),
-            ),
-            (
-                "tls.crt".to_string(),
-                ByteString(cert.to_pem().into_bytes()),
-            ),
-        ])),
-        ..Default::default()
-    })
-}
-
-/// Reads an age identity Secret: `age.key` holds exactly one `AGE-SECRET-KEY-1…` identity
-/// (comments and blank lines allowed, as `age-keygen` writes). The ordering time is the
-/// Secret's creationTimestamp, or `fallback` when it has none. Errors name the Secret, never
-/// key material. The caller scrubs the Secret.
+/// Reads an age identity Secret for the registry ([`key_secret::read_age_identity`]). The
+/// ordering time is the Secret's creationTimestamp, or `fallback` when it has none. The caller
+/// scrubs the Secret.
 pub fn age_identity_from_secret(
     secret: &Secret,
     fallback: Timestamp,
 ) -> Result<RegisteredAgeIdentity, KeyStoreError> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let bad = |reason: String| KeyStoreError::BadKeySecret {
-        name: name.clone(),
-        reason,
-    };
-    refuse_sealed(secret)?;
-    let file = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(AGE_IDENTITY_DATA_KEY))
-        .ok_or_else(|| bad(format!("no {AGE_IDENTITY_DATA_KEY}")))?;
-    // Borrowed, not copied: the text stays in the Secret, which the caller scrubs.
-    let text = std::str::from_utf8(&file.0)
-        .map_err(|_| bad(format!("{AGE_IDENTITY_DATA_KEY} is not UTF-8 text")))?;
-    let mut identities = AgeIdentity::parse_identity_file(text).map_err(|e| bad(e.to_string()))?;
-    if identities.len() != 1 {
-        return Err(bad(format!(
-            "{AGE_IDENTITY_DATA_KEY} holds {} identities; store one per Secret",
-            identities.len()
-        )));
-    }
-    let identity = identities.remove(0);
+    let identity = key_secret::read_age_identity(secret).map_err(|e| bad_secret(secret, e))?;
     let created = secret.metadata.creation_timestamp.as_ref().map(|t| t.0);
     Ok(RegisteredAgeIdentity {
-        identity: std::sync::Arc::new(identity),
+        identity: Arc::new(identity),
         ordering_time: created.unwrap_or(fallback),
-        secret_name: Some(name),
+        secret_name: Some(secret.metadata.name.clone().unwrap_or_default()),
     })
 }
 
@@ -261,71 +141,9 @@ pub fn read_age_secrets(
             Ok(i) => identities.push(i),
             Err(e) => errors.push(e),
         }
-        scrub(&mut s);
+        scrub::secret(&mut s);
     }
     (identities, errors)
-}
-
-/// The Secret a new age identity is stored in (see the module docs): `generateName:
-/// <key prefix>-age-`, type Opaque, the age identity label plus `--privatekey-labels`, the
-/// recipient annotation plus `--privatekey-annotations`, `age.key` the identity file. The caller
-/// must scrub it after use (it holds the identity).
-pub fn age_identity_secret(
-    identity: &AgeIdentity,
-    key_prefix: &str,
-    labels: &BTreeMap<String, String>,
-    annotations: &BTreeMap<String, String>,
-) -> Secret {
-    let mut all_labels = labels.clone();
-    // Never Bitnami's key label (its controller would read this Secret as an RSA key).
-    all_labels.remove(KEY_LABEL);
-    all_labels.insert(
-        AGE_IDENTITY_LABEL.to_string(),
-        AGE_IDENTITY_LABEL_ACTIVE.to_string(),
-    );
-    let mut all_annotations = annotations.clone();
-    all_annotations.insert(
-        ANNOTATION_AGE_RECIPIENT.to_string(),
-        identity.recipient().to_string(),
-    );
-    let file = identity.to_identity_file();
-    Secret {
-        metadata: ObjectMeta {
-            generate_name: Some(age_secret_prefix(key_prefix)),
-            labels: Some(all_labels),
-            annotations: Some(all_annotations),
-            ..Default::default()
-        },
-        type_: Some("Opaque".to_string()),
-        // `file` (Zeroizing) is wiped when it goes out of scope; the copy in the Secret is the
-        // caller's to scrub.
-        data: Some(BTreeMap::from([(
-            AGE_IDENTITY_DATA_KEY.to_string(),
-            ByteString(file.as_bytes().to_vec()),
-        )])),
-        ..Default::default()
-    }
-}
-
-/// The data of the certificate ConfigMap: `cert.pem`, `fingerprint` and, when given,
-/// [`CONFIGMAP_AGE_RECIPIENT_KEY`] (the `age1…` text, without a newline, like `fingerprint`).
-pub fn certificate_data(
-    cert: &Certificate,
-    age_recipient: Option<&AgeRecipient>,
-) -> BTreeMap<String, String> {
-    let mut data = BTreeMap::from([
-        ("cert.pem".to_string(), cert.to_pem()),
-        ("fingerprint".to_string(), cert.fingerprint().to_string()),
-    ]);
-    if let Some(r) = age_recipient {
-        data.insert(CONFIGMAP_AGE_RECIPIENT_KEY.to_string(), r.to_string());
-    }
-    data
-}
-
-/// Zeroizes and drops the data of a Secret that held a private key.
-pub fn scrub(secret: &mut Secret) {
-    kseal_sealing::seal::scrub(secret.data.take().unwrap_or_default(), BTreeMap::new());
 }
 
 /// The key Secrets and the published certificate of one controller namespace.
@@ -418,7 +236,7 @@ impl KeyStore {
                 Ok(k) => keys.push(k),
                 Err(e) => errors.push(e),
             }
-            scrub(&mut s);
+            scrub::secret(&mut s);
         }
         Ok((keys, errors))
     }
@@ -460,12 +278,12 @@ impl KeyStore {
     ) -> Result<RegisteredAgeIdentity, KeyStoreError> {
         let mut secret = age_identity_secret(&identity, &self.prefix, labels, annotations);
         let created = self.secrets.create(&PostParams::default(), &secret).await;
-        scrub(&mut secret);
+        scrub::secret(&mut secret);
         let mut created = created.map_err(|cause| KeyStoreError::Create {
             namespace: self.namespace.clone(),
             cause,
         })?;
-        scrub(&mut created);
+        scrub::secret(&mut created);
         Ok(RegisteredAgeIdentity {
             identity: std::sync::Arc::new(identity),
             ordering_time: now,
@@ -483,14 +301,20 @@ impl KeyStore {
         annotations: &BTreeMap<String, String>,
         now: Timestamp,
     ) -> Result<RegisteredKey, KeyStoreError> {
-        let mut secret = key_secret(&key, &self.prefix, labels, annotations)?;
+        let mut secret = key_secret::key_secret(
+            &key,
+            KeySecretName::Generate(&self.prefix),
+            None,
+            labels,
+            annotations,
+        )?;
         let created = self.secrets.create(&PostParams::default(), &secret).await;
-        scrub(&mut secret);
+        scrub::secret(&mut secret);
         let mut created = created.map_err(|cause| KeyStoreError::Create {
             namespace: self.namespace.clone(),
             cause,
         })?;
-        scrub(&mut created);
+        scrub::secret(&mut created);
         Ok(RegisteredKey {
             key: Arc::new(key),
             ordering_time: now,
@@ -551,6 +375,8 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::ByteString;
+    use kseal_sealing::key_secret::{AGE_IDENTITY_DATA_KEY, ANNOTATION_AGE_RECIPIENT};
 
     const GO_KEY: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.key");
     const GO_CERT: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.crt");
@@ -583,7 +409,7 @@ mod tests {
         );
         let mut s = secret("sealed-secrets-key", GO_KEY, GO_CERT);
         s.metadata.annotations = Some(BTreeMap::from([(
-            crate::planner::ANNOTATION_RECORD.to_string(),
+            kseal_crds::ANNOTATION_OWNERSHIP.to_string(),
             "v1;key=x;mac=y".to_string(),
         )]));
         assert!(key_from_secret(&s, KeyOrderPriority::CertNotBefore).is_err());
@@ -625,7 +451,10 @@ mod tests {
             KeyOrderPriority::CertNotBefore,
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "key Secret \"k1\": no PEM private key found");
+        assert_eq!(
+            e.to_string(),
+            "key Secret \"k1\": tls.key: no PEM private key found"
+        );
         let mut no_key = secret("k2", GO_KEY, GO_CERT);
         no_key.data.as_mut().unwrap().remove("tls.key");
         assert_eq!(
@@ -795,7 +624,7 @@ mod tests {
     fn scrubbing_wipes_the_identity() {
         let id = AgeIdentity::generate();
         let mut s = age_identity_secret(&id, "p", &BTreeMap::new(), &BTreeMap::new());
-        scrub(&mut s);
+        scrub::secret(&mut s);
         assert!(s.data.is_none());
     }
 
@@ -806,7 +635,14 @@ mod tests {
             .with_certificate(Certificate::from_pem(GO_CERT).unwrap())
             .unwrap();
         let labels = BTreeMap::from([("team".to_string(), "platform".to_string())]);
-        let s = key_secret(&key, "sealed-secrets-key", &labels, &BTreeMap::new()).unwrap();
+        let s = key_secret::key_secret(
+            &key,
+            KeySecretName::Generate("sealed-secrets-key"),
+            None,
+            &labels,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(
             s.metadata.generate_name.as_deref(),
             Some("sealed-secrets-key")

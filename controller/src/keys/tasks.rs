@@ -37,7 +37,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kseal_crypto::keyfile::{KEY_LABEL, KEY_LABEL_ACTIVE};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -47,9 +46,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::keys::manager::KeyManager;
 use crate::keys::registry::next_renewal;
-use crate::keys::store::{
-    age_identity_from_secret, key_from_secret, scrub, AGE_IDENTITY_LABEL, AGE_IDENTITY_LABEL_ACTIVE,
+use crate::keys::store::{age_identity_from_secret, key_from_secret};
+use kseal_sealing::key_secret::{
+    AGE_IDENTITY_LABEL, AGE_IDENTITY_LABEL_ACTIVE, KEY_LABEL, KEY_LABEL_ACTIVE,
 };
+use kseal_sealing::scrub;
 
 use kseal_crds::{ANNOTATION_RENEW_HANDLED, ANNOTATION_RENEW_REQUESTED};
 
@@ -82,14 +83,14 @@ async fn watch_secrets(
             }
             Some(Ok(Event::Apply(mut s) | Event::InitApply(mut s))) => {
                 on_apply(&s);
-                scrub(&mut s);
+                scrub::secret(&mut s);
             }
             Some(Ok(Event::Delete(mut s))) => {
                 tracing::warn!(
                     secret = %s.metadata.name.clone().unwrap_or_default(),
                     "a {what} Secret was deleted or relabelled; it stays in use until the controller restarts"
                 );
-                scrub(&mut s);
+                scrub::secret(&mut s);
             }
             Some(Ok(_)) => {}
         }

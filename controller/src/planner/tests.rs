@@ -117,10 +117,10 @@ fn go(ss: &SealedSecret, current: Option<&Secret>) -> Plan {
     )
 }
 
-/// Annotations without kseal's own record (which the Bitnami scenarios do not know about).
+/// Annotations without kseal's own ownership mark (which the Bitnami scenarios do not know about).
 fn user_annotations(s: &Secret) -> Option<BTreeMap<String, String>> {
     let mut a = s.metadata.annotations.clone().unwrap_or_default();
-    a.remove(ANNOTATION_RECORD);
+    a.remove(ANNOTATION_OWNERSHIP);
     Some(a).filter(|a| !a.is_empty())
 }
 
@@ -348,7 +348,7 @@ fn r08_immutable_secret_with_new_data_fails_without_retry() {
     assert_eq!(p.event.reason, "ErrUpdateFailed");
     assert_eq!(p.status.unwrap().observed_generation, Some(2));
     // Same data on an immutable Secret: nothing to do, no error.
-    // (Kubernetes allows metadata changes on an immutable Secret, so adding the record is fine.)
+    // (Kubernetes allows metadata changes on an immutable Secret, so adding the mark is fine.)
     cur.data = data(&[("foo", PLAIN)]);
     match go(&s, Some(&cur)).write {
         Write::Nothing => {}
@@ -499,7 +499,7 @@ fn restart_path_needs_no_decryption_for_an_unchanged_pair() {
         panic!()
     };
     assert!(
-        made.metadata.annotations.as_ref().unwrap()[ANNOTATION_RECORD]
+        made.metadata.annotations.as_ref().unwrap()[ANNOTATION_OWNERSHIP]
             .starts_with("v1;key=SHA256:")
     );
     made.metadata.resource_version = Some("3".into());
@@ -517,7 +517,7 @@ fn restart_path_survives_the_api_servers_defaults() {
     let mut ss = ss();
     ss.spec.template.type_ = None;
     let ss = &ss;
-    // The API server stores no type as "Opaque" and drops empty maps: the record must still
+    // The API server stores no type as "Opaque" and drops empty maps: the mark must still
     // match the Secret as it reads back.
     let Write::Create(mut made) = go(ss, None).write else {
         panic!()
@@ -540,7 +540,7 @@ fn restart_path_still_catches_edits_and_changes() {
     let Write::Create(made) = go(&ss(), None).write else {
         panic!()
     };
-    // A hand edit of the data, of a label, or of the record itself: full path, restored.
+    // A hand edit of the data, of a label, or of the mark itself: full path, restored.
     let mut edited = made.clone();
     edited.data = data(&[("foo", b"hacked")]);
     let p = go(&ss(), Some(&edited));
@@ -559,7 +559,7 @@ fn restart_path_still_catches_edits_and_changes() {
     let mut changed = ss();
     changed.spec.encrypted_data.insert("bar".into(), FOO.into());
     assert!(!go(&changed, Some(&made)).keys_used.is_empty());
-    // A record made with a key we do not hold proves nothing.
+    // A mark made with a key we do not hold proves nothing.
     let other = kseal_crypto::keygen::generate(
         &mut rand::rngs::OsRng,
         &kseal_crypto::keygen::KeyProfile {
@@ -585,8 +585,8 @@ fn restart_path_still_catches_edits_and_changes() {
 }
 
 #[test]
-fn a_matching_secret_without_record_gets_one() {
-    // E.g. a Secret written by Bitnami's controller before the switch: one update adds the record.
+fn a_matching_secret_without_ownership_mark_gets_one() {
+    // E.g. a Secret written by Bitnami's controller before the switch: one update adds the mark.
     let Write::Create(mut made) = go(&ss(), None).write else {
         panic!()
     };
@@ -594,7 +594,7 @@ fn a_matching_secret_without_record_gets_one() {
         .annotations
         .as_mut()
         .unwrap()
-        .remove(ANNOTATION_RECORD);
+        .remove(ANNOTATION_OWNERSHIP);
     made.metadata.annotations = None;
     let Write::Update(u) = go(&ss(), Some(&made)).write else {
         panic!()
@@ -604,18 +604,18 @@ fn a_matching_secret_without_record_gets_one() {
         .metadata
         .annotations
         .unwrap()
-        .contains_key(ANNOTATION_RECORD));
+        .contains_key(ANNOTATION_OWNERSHIP));
 }
 
 #[test]
-fn the_record_reveals_nothing() {
+fn the_ownership_mark_reveals_nothing() {
     let Write::Create(made) = go(&ss(), None).write else {
         panic!()
     };
-    let record = &made.metadata.annotations.as_ref().unwrap()[ANNOTATION_RECORD];
-    assert!(!record.contains("supersecret"));
+    let mark = &made.metadata.annotations.as_ref().unwrap()[ANNOTATION_OWNERSHIP];
+    assert!(!mark.contains("supersecret"));
     assert!(
-        !record.contains(&kseal_crypto::sha256_hex(PLAIN)),
+        !mark.contains(&kseal_crypto::sha256_hex(PLAIN)),
         "not a plain hash of the value"
     );
 }
