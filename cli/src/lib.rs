@@ -26,8 +26,6 @@ pub use kubeseal::{
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
-
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: a value could not be decrypted or verified.
@@ -51,19 +49,8 @@ where
     if std::env::var_os("KSEAL_KEYS").is_some_and(|v| v.is_empty()) {
         std::env::remove_var("KSEAL_KEYS");
     }
-    let parsed = cli::Cli::command()
-        .try_get_matches_from(args)
-        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|c| (c, m)));
-    let cli = match parsed {
-        Ok((c, m)) => {
-            let mut c = c;
-            // KSEAL_CERT is a default below an explicit --recipient and a .kseal.yaml rule.
-            if let (cli::Command::Seal(a), Some(("seal", sm))) = (&mut c.command, m.subcommand()) {
-                a.cert_from_env =
-                    sm.value_source("cert") == Some(clap::parser::ValueSource::EnvVariable);
-            }
-            c
-        }
+    let cli = match cli::parse(args) {
+        Ok(c) => c,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = e.print();
@@ -80,10 +67,24 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return ExitCode::from(EXIT_OK);
     }
-    // One line: the cause chain joined by ": ", multi-line messages folded with "; ".
-    let msg = format!("{err:#}").replace('\n', "; ");
-    eprintln!("kseal: error: {msg}");
+    eprintln!("kseal: error: {}", one_line(err));
     ExitCode::from(exit_code(err))
+}
+
+/// The cause chain on one line, joined by ": ", multi-line messages folded with "; ". A cause
+/// whose text the message before it already ends with is printed once: many libraries (kube,
+/// std's I/O wrappers) put their source into their own message *and* return it from
+/// `source()`, which would print `… (os error 2): No such file or directory (os error 2)`.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|prev| prev.ends_with(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ").replace('\n', "; ")
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
@@ -103,4 +104,37 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// An error that prints its source in its own message and also returns it.
+    #[derive(Debug)]
+    struct Wraps(std::io::Error);
+
+    impl std::fmt::Display for Wraps {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "failed to read kubeconfig: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wraps {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Wraps(io)).context("cannot reach the cluster");
+        assert_eq!(
+            one_line(&err),
+            "cannot reach the cluster: failed to read kubeconfig: no such file"
+        );
+        let plain = anyhow::anyhow!("line one\nline two").context("outer");
+        assert_eq!(one_line(&plain), "outer: line one; line two");
+    }
 }

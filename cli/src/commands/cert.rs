@@ -6,7 +6,42 @@ use anyhow::{Context, Result};
 use kseal_crypto::Certificate;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::{CertArgs, CertFormat};
+use crate::cluster::ClusterArgs;
+
+use clap::{Args, ValueEnum};
+
+/// `kseal cert`
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Certificate: a file, file:// or http(s):// URL
+    #[arg(long, env = "KSEAL_CERT", value_name = "FILE|URL")]
+    pub cert: Option<String>,
+
+    /// Print only the fingerprint
+    #[arg(long, conflicts_with = "output")]
+    pub fingerprint: bool,
+
+    /// Print the certificate PEM as it is
+    #[arg(long, conflicts_with_all = ["output", "fingerprint"])]
+    pub pem: bool,
+
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
+    pub output: Option<CertFormat>,
+
+    /// Without --cert: fetch the cluster's certificate
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kseal cert -o`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CertFormat {
+    /// Aligned `field: value` lines
+    Text,
+    /// One JSON object
+    Json,
+}
 
 pub fn run(args: CertArgs) -> Result<ExitCode> {
     let bytes = crate::cluster::certificate_pem(args.cert.as_deref(), &args.cluster)?;

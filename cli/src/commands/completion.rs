@@ -2,9 +2,17 @@
 
 use std::process::ExitCode;
 
-use clap::CommandFactory;
+use clap::{Args, CommandFactory};
 
-use crate::cli::{Cli, CompletionArgs};
+use crate::cli::Cli;
+
+/// `kseal completion`
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// Shell to print completions for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
 
 pub fn run(args: CompletionArgs) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();

@@ -1,13 +1,110 @@
 //! `kseal install`: prints the controller's manifests, or applies them (see [`crate::install`]).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use clap::Args;
 
-use crate::cli::InstallArgs;
-use crate::cluster::{block_on, client};
+use crate::cluster::{block_on, client, ClusterArgs};
 use crate::install::{self, ApplyOptions, Install, InstallFormat, NetworkPolicy, DEFAULT_TIMEOUT};
 use crate::io::Output;
+
+/// `kseal install`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints the controller's manifests (CRD, ServiceAccount, least-privilege RBAC, Services,
+NetworkPolicy, Deployment, PodDisruptionBudget) as YAML, or applies them with --apply: server-side
+apply as field manager \"kseal\", forced, so it upgrades a Bitnami install of the same name in
+place (its key Secrets are never touched). Cluster-wide objects keep Bitnami's names for the
+default name and are prefixed with <name>- otherwise. No controller image is published: build and
+push one, and pass --image.
+
+The NetworkPolicy admits the metrics port from the namespaces of --metrics-namespace-selector and
+the HTTP port (cert.pem, verify, rotate) only from the CIDRs of --network-policy-from, where the
+API server's service proxy connects from; probes come from the pod's own node, which is always
+admitted. Secret delete is granted only with --old-gc-behavior.")]
+pub struct InstallArgs {
+    /// The controller's namespace
+    #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = crate::cluster::DEFAULT_CONTROLLER_NAMESPACE)]
+    pub namespace: String,
+
+    /// The controller's name (Deployment, Service, ServiceAccount, Lease)
+    #[arg(long, value_name = "NAME", default_value = crate::cluster::DEFAULT_CONTROLLER_NAME)]
+    pub name: String,
+
+    /// Controller image [default: ghcr.io/kseal/kseal-controller:v<kseal version>]
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// Replicas of the Deployment (leader-elected)
+    #[arg(long, value_name = "N", default_value_t = crate::install::DEFAULT_REPLICAS)]
+    pub replicas: u32,
+
+    /// Output format of the manifests [default: yaml]
+    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
+    pub output: Option<crate::install::InstallFormat>,
+
+    /// Apply the manifests to the cluster instead of printing them
+    #[arg(long)]
+    pub apply: bool,
+
+    /// With --apply: wait until the Deployment is available
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: how long to wait (seconds, or 90s, 5m, 1m30s) [default: 300s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Validate everything on the API server without persisting it
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub dry_run: Option<crate::install::DryRun>,
+
+    /// Let the controller delete the Secret of a deleted SealedSecret itself (its
+    /// --old-gc-behavior), granting it Secret delete; otherwise garbage collection does
+    #[arg(long)]
+    pub old_gc_behavior: bool,
+
+    /// CIDR the NetworkPolicy admits to the HTTP port: where the API server's service proxy
+    /// connects from (repeatable) [default: none]
+    #[arg(
+        long = "network-policy-from",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub network_policy_from: Vec<String>,
+
+    /// Namespaces (label selector) whose pods the NetworkPolicy admits to the metrics port; ''
+    /// for every namespace
+    #[arg(long, value_name = "KEY=VALUE,…", default_value = crate::install::DEFAULT_METRICS_NAMESPACE_SELECTOR)]
+    pub metrics_namespace_selector: String,
+
+    /// Install no NetworkPolicy (every pod can then reach the controller's ports)
+    #[arg(long, conflicts_with_all = ["network_policy_from", "metrics_namespace_selector"])]
+    pub no_network_policy: bool,
+
+    /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or in-cluster]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use [default: the current context]
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl InstallArgs {
+    /// The cluster to apply to, as the other commands name it.
+    pub fn cluster(&self) -> ClusterArgs {
+        ClusterArgs {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            controller_name: self.name.clone(),
+            controller_namespace: self.namespace.clone(),
+            cert_configmap: None,
+        }
+    }
+}
 
 /// Printed after a successful render or apply when the NetworkPolicy admits no CIDR to the
 /// HTTP port (the trade-off of the default; see the README).

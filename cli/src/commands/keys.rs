@@ -12,10 +12,12 @@
 //!   on its certificate ConfigMap, and waits until the new certificate is published.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Args, Subcommand};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kseal_sealing::key_secret::{
@@ -26,8 +28,75 @@ use kseal_sealing::scrub;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::{KeysArgs, KeysCommand, ReportFormat, RotateArgs};
-use crate::cluster::{block_on, explain, Controller};
+use crate::cli::{ReportFormat, WalkArgs};
+use crate::cluster::{block_on, explain, ClusterArgs, Controller};
+
+/// `kseal keys`
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kseal keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the key Secrets: fingerprint, state, age, expiry, which one seals
+    List {
+        /// Report format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+        output: ReportFormat,
+    },
+    /// Write every key Secret to FILE (mode 0600) as a List that `kseal unseal --key`,
+    /// `kseal keys restore` and `kubectl apply -f` accept
+    Backup {
+        /// Where to write
+        #[arg(short = 'w', long = "output-file", value_name = "FILE")]
+        output_file: PathBuf,
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create the key Secrets of a backup that are missing (never overwrites)
+    Restore {
+        /// A backup file (`kseal keys backup`, or kubectl's List of key Secrets)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Ask the controller for a new sealing key and wait until it is published
+    Renew {
+        /// Seconds to wait for the new key
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
+        /// Return once the request is written
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+/// `kseal rotate`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Key rotation in one step: `kseal keys renew`, then `kseal reencrypt` of the given files with the
+new key. Old keys stay in the cluster (SealedSecrets not in these files keep opening).")]
+pub struct RotateArgs {
+    /// Files or directories to re-encrypt
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    /// Seconds to wait for the new key
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 fn forbidden(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403)

@@ -4,17 +4,41 @@
 //! SealedSecret are skipped; a SealedSecret already sealed with the newest key (its
 //! `sealedsecrets.kseal.dev/sealed-with` names only that key) is left unchanged.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
 use kseal_crds::SealedSecret;
 use kseal_crypto::Certificate;
 use kseal_yamledit::Edit;
 
 use super::files::{self, describe};
-use crate::cli::ReencryptArgs;
+use crate::cli::WalkArgs;
 use crate::cluster::{block_on, ClusterArgs, Controller};
+
+/// `kseal reencrypt`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The controller re-seals each SealedSecret with its newest key (/v1/rotate through the service
+proxy); only the encryptedData values (and kseal's sealed-with annotation) change in the files:
+comments, key order and formatting stay. Each file is replaced atomically, or left as it was.
+Exit code 1 when any file failed.")]
+pub struct ReencryptArgs {
+    /// Files or directories (searched recursively)
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    /// Report what would change without writing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 /// What happened to the files.
 #[derive(Debug, Default, serde::Serialize)]

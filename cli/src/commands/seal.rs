@@ -1,10 +1,12 @@
 //! `kseal seal`: Secrets → SealedSecrets, one value with `--raw`, or a merge into an existing file.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use clap::Args;
 use k8s_openapi::api::core::v1::Secret;
 use kseal_crds::SealedSecret;
 use kseal_crypto::{AgeRecipient, Certificate, Scope};
@@ -12,10 +14,110 @@ use kseal_sealing::seal::{seal_secret_with, SealOptions, Sealer};
 use serde_json::Value;
 
 use super::documents::{self, Doc};
-use crate::cli::{Format, SealArgs};
+use crate::cli::{Format, ScopeArg};
 use crate::cluster::{certificate_pem, default_namespace, ClusterArgs};
 use crate::config::{self, Config, RuleKeys};
 use crate::io::{read_input, Output};
+
+/// `kseal seal`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Input is one or more Secrets in YAML or JSON (several documents allowed); each becomes one
+SealedSecret. Output is JSON unless -o yaml, or -w names a .yaml/.yml file. -w replaces its file
+atomically and only when everything succeeded.
+
+Namespace: the Secret's own, else -n, else the kubeconfig context's, else \"default\".
+Scope: strict (namespace/name) unless --scope or the Secret's sealedsecrets.bitnami.com/
+namespace-wide or cluster-wide annotation says otherwise.
+
+Keys: --cert seals in the Bitnami format, --recipient/--recipients-file in the age format (one
+blob for all recipients). A value is one blob, so --cert and --recipient cannot be combined.
+Without either, the first rule of the nearest .kseal.yaml that matches the sealed file's path
+(--merge-into, else -w, else -f, else the current directory) names the keys and a default scope;
+then KSEAL_CERT; then the cluster's certificate.")]
+pub struct SealArgs {
+    /// Read Secrets from FILE instead of stdin
+    #[arg(
+        short = 'f',
+        long = "file",
+        visible_alias = "secret-file",
+        value_name = "FILE"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Write to FILE (atomically) instead of stdout
+    #[arg(
+        short = 'w',
+        long = "output-file",
+        visible_alias = "sealed-secret-file",
+        value_name = "FILE"
+    )]
+    pub output_file: Option<PathBuf>,
+
+    /// Output format [default: json, or yaml for a .yaml/.yml output file]
+    #[arg(short = 'o', long = "format", value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Sealing certificate: a file, file:// or http(s):// URL (Bitnami format)
+    #[arg(long, env = "KSEAL_CERT", value_name = "FILE|URL")]
+    pub cert: Option<String>,
+
+    /// True when `cert` came from KSEAL_CERT rather than --cert (set by `cli::parse`).
+    #[arg(skip)]
+    pub cert_from_env: bool,
+
+    /// Seal for this age recipient (repeatable; age format, one blob for all recipients)
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+
+    /// Seal for the age recipients in FILE: one per line, # comments (repeatable)
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+
+    /// Use this configuration file instead of looking for .kseal.yaml
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore .kseal.yaml files
+    #[arg(long)]
+    pub no_config: bool,
+
+    /// Say on stderr which .kseal.yaml rule chose the keys
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Scope the values are sealed for [default: strict, or what the Secret's annotations say]
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    pub scope: Option<ScopeArg>,
+
+    /// Namespace for Secrets without one (must agree with those that have one)
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Name of the SealedSecret (overrides metadata.name; required by --raw with strict scope)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Allow a Secret without data or stringData
+    #[arg(long)]
+    pub allow_empty_data: bool,
+
+    /// Seal one value (from stdin or --from-file) and print it base64-encoded, without newline
+    #[arg(long, conflicts_with = "merge_into")]
+    pub raw: bool,
+
+    /// With --raw: read the value from this file ([KEY=]PATH; the key is ignored)
+    #[arg(long, requires = "raw", value_name = "[KEY=]PATH")]
+    pub from_file: Vec<String>,
+
+    /// Seal the input and merge its items into this SealedSecret file, in place
+    #[arg(long, value_name = "FILE", conflicts_with = "output_file")]
+    pub merge_into: Option<PathBuf>,
+
+    /// Without --cert: where the cluster's certificate comes from
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 /// The refusal of `--cert` with `--recipient`.
 pub const ONE_BLOB: &str =

@@ -1,8 +1,10 @@
 //! `kseal unseal`: recovery. SealedSecrets → Secrets with private keys, offline.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use kseal_crds::SealedSecret;
 use kseal_crypto::{AgeIdentity, Keyring};
 use kseal_sealing::key_secret::read_key_file;
@@ -10,8 +12,49 @@ use kseal_sealing::unseal::{label_of, unseal, UnsealOptions};
 
 use super::documents;
 use super::seal::output_format;
-use crate::cli::UnsealArgs;
+use crate::cli::Format;
 use crate::io::{read_input, Output};
+
+/// `kseal unseal`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Keys may be PEM private keys (PKCS#1 or PKCS#8), key Secrets, or the List printed by
+  kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml
+Age identity files hold AGE-SECRET-KEY-1… lines (# comments allowed), as age-keygen writes them.
+--key opens Bitnami-format items, --identity age-format items; give both for files with both.
+Exit code 1 when an item cannot be decrypted.")]
+#[command(group(clap::ArgGroup::new("private_keys").args(["keys", "identities"]).required(true).multiple(true)))]
+pub struct UnsealArgs {
+    /// Private key file (repeatable)
+    #[arg(
+        long = "key",
+        short = 'k',
+        value_name = "FILE",
+        env = "KSEAL_KEYS",
+        value_delimiter = ','
+    )]
+    pub keys: Vec<PathBuf>,
+
+    /// Age identity file (repeatable)
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+
+    /// Read SealedSecrets from FILE instead of stdin
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Write to FILE (atomically, mode 0600) instead of stdout
+    #[arg(short = 'w', long = "output-file", value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+
+    /// Output format [default: json, or yaml for a .yaml/.yml output file]
+    #[arg(short = 'o', long = "format", value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Also accept the deprecated v1 `spec.data` field
+    #[arg(long)]
+    pub accept_deprecated_data: bool,
+}
 
 pub fn run(args: UnsealArgs) -> Result<ExitCode> {
     let mut keyring = Keyring::new();

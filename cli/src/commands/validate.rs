@@ -2,14 +2,39 @@
 //! server's service proxy) whether it can decrypt every SealedSecret, and names every item it
 //! cannot.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Args;
 use kseal_crds::SealedSecret;
 
 use super::files::{self, describe};
-use crate::cli::{ReportFormat, ValidateArgs};
-use crate::cluster::{block_on, Controller};
+use crate::cli::{ReportFormat, WalkArgs};
+use crate::cluster::{block_on, ClusterArgs, Controller};
+
+/// `kseal validate`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each SealedSecret is sent to the controller's /v1/verify through the API server's service proxy
+(nothing is decrypted outside the cluster, nothing is written). Directories are searched
+recursively for .yaml, .yml and .json files; other documents are ignored.
+Exit code 1 when any SealedSecret fails, naming its items.")]
+pub struct ValidateArgs {
+    /// Files or directories
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    /// Report format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: ReportFormat,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 /// The verdict on one SealedSecret.
 #[derive(Debug, serde::Serialize)]

@@ -25,14 +25,62 @@ use std::rc::Rc;
 use anyhow::{bail, Context as _, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use clap::Args;
 use kseal_crds::SealedSecret;
 use kseal_crypto::{Certificate, Fingerprint, Format, Scope};
 use kseal_sealing::seal_record::{records_of, RecordError, SealRecord, SealedFor};
 use serde::Serialize;
 
 use super::files::{self, describe};
-use crate::cli::{ReportFormat, VerifyArgs};
+use crate::cli::{ReportFormat, WalkArgs};
 use crate::config::{self, Config, RuleKeys};
+
+/// `kseal verify`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Offline: no cluster and no private key. For every item of every SealedSecret it checks the base64,
+the ciphertext's format (Bitnami or age) and structure, and, with the item's seal record (the
+sealedsecrets.kseal.dev/seal-records annotation kseal seal writes), that the ciphertext is the one
+recorded (not copied or edited), that it was sealed for this SealedSecret's current name,
+namespace and scope (else: renamed, moved, scope changed, copied from another SealedSecret), and
+for one of the given certificates/recipients (else: sealed for another cluster's key). Items
+without a record (sealed by kubeseal) are reported as unverifiable, which is not a failure.
+
+Without --cert/--recipient/--recipients-file, each file is checked against the keys of the
+.kseal.yaml rule that matches it. Directories are searched recursively for .yaml, .yml, .json.
+Exit code 1 when any item fails, 0 otherwise; 2 for bad input.")]
+pub struct VerifyArgs {
+    /// Files or directories
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    /// A certificate the items may be sealed for (repeatable; file, file:// or http(s):// URL)
+    #[arg(long = "cert", value_name = "FILE|URL")]
+    pub certs: Vec<String>,
+
+    /// An age recipient the items may be sealed for (repeatable)
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+
+    /// A file of age recipients, one per line, # comments (repeatable)
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+
+    /// Report format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: ReportFormat,
+
+    /// Use this configuration file instead of looking for .kseal.yaml
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore .kseal.yaml files
+    #[arg(long)]
+    pub no_config: bool,
+}
 
 /// The public keys items may be sealed for.
 #[derive(Debug, Default)]
