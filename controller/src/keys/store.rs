@@ -267,6 +267,19 @@ impl KeyStore {
             })
     }
 
+    /// Creates a key Secret; both the sent and the returned copy are scrubbed (the returned one
+    /// keeps its metadata: the generated name).
+    async fn create_key_secret(&self, mut secret: Secret) -> Result<Secret, KeyStoreError> {
+        let created = self.secrets.create(&PostParams::default(), &secret).await;
+        scrub::secret(&mut secret);
+        let mut created = created.map_err(|cause| KeyStoreError::Create {
+            namespace: self.namespace.clone(),
+            cause,
+        })?;
+        scrub::secret(&mut created);
+        Ok(created)
+    }
+
     /// Stores a freshly generated age identity in a new Secret; register it only when this
     /// succeeded. The ordering time is `now`.
     pub async fn store_new_age(
@@ -276,14 +289,8 @@ impl KeyStore {
         annotations: &BTreeMap<String, String>,
         now: Timestamp,
     ) -> Result<RegisteredAgeIdentity, KeyStoreError> {
-        let mut secret = age_identity_secret(&identity, &self.prefix, labels, annotations);
-        let created = self.secrets.create(&PostParams::default(), &secret).await;
-        scrub::secret(&mut secret);
-        let mut created = created.map_err(|cause| KeyStoreError::Create {
-            namespace: self.namespace.clone(),
-            cause,
-        })?;
-        scrub::secret(&mut created);
+        let secret = age_identity_secret(&identity, &self.prefix, labels, annotations);
+        let created = self.create_key_secret(secret).await?;
         Ok(RegisteredAgeIdentity {
             identity: std::sync::Arc::new(identity),
             ordering_time: now,
@@ -301,20 +308,14 @@ impl KeyStore {
         annotations: &BTreeMap<String, String>,
         now: Timestamp,
     ) -> Result<RegisteredKey, KeyStoreError> {
-        let mut secret = key_secret::key_secret(
+        let secret = key_secret::key_secret(
             &key,
             KeySecretName::Generate(&self.prefix),
             None,
             labels,
             annotations,
         )?;
-        let created = self.secrets.create(&PostParams::default(), &secret).await;
-        scrub::secret(&mut secret);
-        let mut created = created.map_err(|cause| KeyStoreError::Create {
-            namespace: self.namespace.clone(),
-            cause,
-        })?;
-        scrub::secret(&mut created);
+        let created = self.create_key_secret(secret).await?;
         Ok(RegisteredKey {
             key: Arc::new(key),
             ordering_time: now,
