@@ -29,6 +29,10 @@ struct Ctx<'t> {
     step: usize,
 }
 
+/// The most keys an edit's path may have. kseal's own paths have three
+/// (`spec`, `encryptedData`, item); Kubernetes objects are rarely deeper than ten.
+pub const MAX_PATH_KEYS: usize = 32;
+
 /// Applies `edits` in order to document `doc` of `text` (already parsed as
 /// `docs`).
 pub(crate) fn apply_edits(
@@ -75,6 +79,15 @@ fn plan(text: &str, doc: &Doc, edit: &Edit) -> Result<Vec<Splice>, Error> {
     let path = &edit.path;
     if path.is_empty() {
         return Err(Error::EmptyPath);
+    }
+    // Checked before any work: a path is the caller's input, and a deep one would build (and
+    // re-parse) a chain of nested mappings as deep as it is (found by the `yamledit` fuzz
+    // target: hundreds of keys overflowed the stack).
+    if path.len() > MAX_PATH_KEYS {
+        return Err(Error::PathTooDeep {
+            keys: path.len(),
+            max: MAX_PATH_KEYS,
+        });
     }
     let ctx = Ctx {
         text,

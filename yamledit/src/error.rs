@@ -145,6 +145,15 @@ pub enum Error {
         path: String,
     },
 
+    /// An edit's path has more keys than [`crate::MAX_PATH_KEYS`].
+    #[error("the path has {keys} keys; at most {max} are edited")]
+    PathTooDeep {
+        /// How many keys the path has.
+        keys: usize,
+        /// The bound.
+        max: usize,
+    },
+
     /// The text around the edited node has a layout that this crate does not
     /// edit (it would rather refuse than guess).
     #[error("unsupported layout at {line}:{column}: {what}")]

@@ -117,6 +117,7 @@ mod tree;
 
 use std::ops::Range;
 
+pub use edit::MAX_PATH_KEYS;
 pub use error::Error;
 use tree::{Doc, Kind, Node};
 
