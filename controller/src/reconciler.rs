@@ -330,6 +330,34 @@ pub fn secret_trigger(
     relevant.then(|| ObjectRef::new(name).within(ns))
 }
 
+/// The SealedSecrets whose Secret a (re)list of Secrets did not find although it should exist:
+/// synced, and owned by its SealedSecret (so a deletion of it would have triggered a
+/// reconcile). A Secret deleted between the SealedSecrets' first pass and the start of the
+/// Secret watch, or while the watch re-lists after a `410 Gone`, is reported by no event;
+/// without this it would stay deleted until the SealedSecret changes.
+pub fn missed_deletions(
+    sealed: &[Arc<SealedSecret>],
+    listed: &HashSet<Key>,
+) -> Vec<ObjectRef<SealedSecret>> {
+    sealed
+        .iter()
+        .filter(|ss| is_synced(ss) && owns_its_secret(ss) && !listed.contains(&key_of(ss)))
+        .map(|ss| ObjectRef::from(&**ss))
+        .collect()
+}
+
+/// False when the template asks for no ownerReference (the Secret is then not the
+/// SealedSecret's to recreate after a deletion).
+fn owns_its_secret(ss: &SealedSecret) -> bool {
+    ss.spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(kseal_crds::ANNOTATION_SKIP_SET_OWNER_REFERENCES))
+        .is_none_or(|v| v != "true")
+}
+
 async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let key = key_of(&ss);
     // Fairness: while other namespaces wait, one reconcile per namespace at a time.
@@ -624,16 +652,44 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
     // Secrets: metadata only.
     let secret_ctx = ctx.clone();
     let skip_recreate = ctx.opts.skip_recreate;
+    // The Secrets of each (re)list, to find the deletions it hides (see `missed_deletions`).
+    let listed: Arc<Mutex<HashSet<Key>>> = Arc::default();
+    let list_reader = reader.clone();
     let secret_stream = watcher::watcher(secret_api, wc)
         .default_backoff()
         .try_filter_map(move |ev| {
             let ctx = secret_ctx.clone();
+            let listed = listed.clone();
+            let list_reader = list_reader.clone();
             async move {
                 let (obj, deleted) = match ev {
                     Event::Apply(o) => (o, false),
                     Event::Delete(o) => (o, true),
-                    // The initial list: the SealedSecrets' own initial pass covers these.
-                    _ => return Ok(None),
+                    Event::Init => {
+                        lock(&listed).clear();
+                        return Ok(None);
+                    }
+                    Event::InitApply(o) => {
+                        lock(&listed).insert((
+                            o.metadata.namespace.clone().unwrap_or_default(),
+                            o.metadata.name.clone().unwrap_or_default(),
+                        ));
+                        return Ok(None);
+                    }
+                    Event::InitDone => {
+                        let present = std::mem::take(&mut *lock(&listed));
+                        if skip_recreate {
+                            return Ok(None);
+                        }
+                        let missed = missed_deletions(&list_reader.state(), &present);
+                        for r in &missed {
+                            ctx.mark_pending((
+                                r.namespace.clone().unwrap_or_default(),
+                                r.name.clone(),
+                            ));
+                        }
+                        return Ok(Some(missed));
+                    }
                 };
                 if deleted && skip_recreate {
                     return Ok(None);
@@ -648,12 +704,17 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
                         return Ok(None);
                     }
                 }
-                Ok(secret_trigger(&obj, deleted).inspect(|r| {
+                Ok(secret_trigger(&obj, deleted).map(|r| {
                     ctx.mark_pending((r.namespace.clone().unwrap_or_default(), r.name.clone()));
+                    vec![r]
                 }))
             }
         });
-    controller = controller.reconcile_on(secret_stream.filter_map(|r| async move { r.ok() }));
+    controller = controller.reconcile_on(
+        secret_stream
+            .filter_map(|r| async move { r.ok() })
+            .flat_map(futures::stream::iter),
+    );
 
     // New keys: retry what is not Synced.
     let mut keys = ctx.keys.clone();
@@ -794,6 +855,41 @@ mod tests {
         assert_eq!(secret_trigger(&plain, false), None);
         let foreign = meta(&[], Some(("Deployment", "d")));
         assert_eq!(secret_trigger(&foreign, true), None);
+    }
+
+    #[test]
+    fn a_relist_finds_the_deletions_no_event_reported() {
+        let ss = |name: &str, synced: bool, skip_owner: bool| {
+            let mut ss: SealedSecret = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "ns"},
+                "spec": {"encryptedData": {}},
+                "status": {"conditions": [{"type": "Synced",
+                    "status": if synced { "True" } else { "False" }}]}
+            }))
+            .unwrap();
+            if skip_owner {
+                ss.spec.template.metadata = Some(ObjectMeta {
+                    annotations: Some(BTreeMap::from([(
+                        kseal_crds::ANNOTATION_SKIP_SET_OWNER_REFERENCES.to_string(),
+                        "true".to_string(),
+                    )])),
+                    ..Default::default()
+                });
+            }
+            Arc::new(ss)
+        };
+        let sealed = [
+            ss("present", true, false),
+            ss("deleted", true, false),
+            ss("never-synced", false, false),
+            ss("not-owned", true, true),
+        ];
+        let listed = HashSet::from([("ns".to_string(), "present".to_string())]);
+        assert_eq!(
+            missed_deletions(&sealed, &listed),
+            vec![ObjectRef::new("deleted").within("ns")],
+            "only a synced SealedSecret that owns its Secret, whose Secret is gone"
+        );
     }
 
     #[test]
