@@ -60,12 +60,19 @@ pub struct Cli {
 
 /// Parses the command line and resolves what clap alone cannot say, so that no command looks
 /// at clap's matches: whether `kseal seal --cert` came from `KSEAL_CERT` (a default below an
-/// explicit `--recipient` and a `.kseal.yaml` rule) or from the flag.
+/// explicit `--recipient` and a `.kseal.yaml` rule) or from the flag, and the positional FILE
+/// of `seal` and `unseal` folded into `-f`.
 pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     let matches = Cli::command().try_get_matches_from(args)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
     if let (Command::Seal(a), Some(("seal", sm))) = (&mut cli.command, matches.subcommand()) {
         a.cert_from_env = sm.value_source("cert") == Some(clap::parser::ValueSource::EnvVariable);
+    }
+    // `kseal seal FILE` and `kseal unseal FILE` mean `-f FILE` (clap refuses both at once).
+    match &mut cli.command {
+        Command::Seal(a) => a.file = a.file.take().or(a.input.take()),
+        Command::Unseal(a) => a.file = a.file.take().or(a.input.take()),
+        _ => {}
     }
     Ok(cli)
 }

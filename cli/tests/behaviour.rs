@@ -71,6 +71,22 @@ fn seal_then_unseal_with_the_go_key_in_both_formats() {
         assert!(v["metadata"]["annotations"]
             .get("kubectl.kubernetes.io/last-applied-configuration")
             .is_none());
+        assert!(
+            v["metadata"].get("ownerReferences").is_none(),
+            "applicable as it is: no ownerReference with an empty uid"
+        );
+        let kept = ok(&kseal(
+            &[
+                "unseal",
+                "--key",
+                p(&fix("go_rsa2048.key")),
+                "-o",
+                "json",
+                "--owner-reference",
+            ],
+            Some(sealed.as_bytes()),
+        ));
+        let v: serde_json::Value = serde_json::from_str(&kept).unwrap();
         assert_eq!(v["metadata"]["ownerReferences"][0]["kind"], "SealedSecret");
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kseal_crds::SealedSecret;
 use kseal_e2e::bins::{kseal, Run};
 use kseal_e2e::controller::{base_secret, check_data, eventually_secret, seal};
-use kseal_e2e::kube::api::{ListParams, PostParams};
+use kseal_e2e::kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kseal_e2e::{rule, Cluster, Controller, TestNamespace};
 
 fn ok(r: &Run, what: &str) -> Result<()> {
@@ -252,6 +252,17 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
     )?;
     ok(&r, "unseal with the backup")?;
     ensure!(r.stdout.contains("\"foo\": \"YmFy\""), "{}", r.stdout);
+    // The output applies as it is (no ownerReference with an empty uid, which the API server
+    // refuses): a server-side dry run of `kubectl apply`.
+    let unsealed: Secret = serde_json::from_str(&r.stdout).context("unseal prints a Secret")?;
+    let name = unsealed.metadata.name.clone().context("name")?;
+    let ns = unsealed.metadata.namespace.clone().context("namespace")?;
+    let mut apply = PatchParams::apply("kubectl").force();
+    apply.dry_run = true;
+    kseal_e2e::kube::Api::<Secret>::namespaced(ctl.admin_client()?.clone(), &ns)
+        .patch(&name, &apply, &Patch::Apply(&unsealed))
+        .await
+        .context("the unsealed Secret applies as it is")?;
     let r = keys_cmd(&["backup", "-w", &path_str(&backup)], &admin)?;
     one_line_error(&r, 2, "backup over an existing file")?;
 

@@ -45,6 +45,10 @@ pub struct SealArgs {
     )]
     pub file: Option<PathBuf>,
 
+    /// Read from FILE (the same as -f FILE)
+    #[arg(value_name = "FILE", conflicts_with = "file")]
+    pub input: Option<PathBuf>,
+
     /// Write to FILE (atomically) instead of stdout
     #[arg(
         short = 'w',
@@ -55,7 +59,13 @@ pub struct SealArgs {
     pub output_file: Option<PathBuf>,
 
     /// Output format [default: json, or yaml for a .yaml/.yml output file]
-    #[arg(short = 'o', long = "format", value_enum, value_name = "FORMAT")]
+    #[arg(
+        short = 'o',
+        long = "format",
+        visible_alias = "output",
+        value_enum,
+        value_name = "FORMAT"
+    )]
     pub format: Option<Format>,
 
     /// Sealing certificate: a file, file:// or http(s):// URL (Bitnami format)

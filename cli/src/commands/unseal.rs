@@ -43,12 +43,28 @@ pub struct UnsealArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
+    /// Read from FILE (the same as -f FILE)
+    #[arg(value_name = "FILE", conflicts_with = "file")]
+    pub input: Option<PathBuf>,
+
+    /// Keep the ownerReference to the SealedSecret that the controller would set. Offline its
+    /// uid is unknown (empty), which the API server refuses, so by default it is left out and
+    /// the output can be applied as it is
+    #[arg(long)]
+    pub owner_reference: bool,
+
     /// Write to FILE (atomically, mode 0600) instead of stdout
     #[arg(short = 'w', long = "output-file", value_name = "FILE")]
     pub output_file: Option<PathBuf>,
 
     /// Output format [default: json, or yaml for a .yaml/.yml output file]
-    #[arg(short = 'o', long = "format", value_enum, value_name = "FORMAT")]
+    #[arg(
+        short = 'o',
+        long = "format",
+        visible_alias = "output",
+        value_enum,
+        value_name = "FORMAT"
+    )]
     pub format: Option<Format>,
 
     /// Also accept the deprecated v1 `spec.data` field
@@ -113,7 +129,11 @@ pub fn run(args: UnsealArgs) -> Result<ExitCode> {
                 scope.describe_label(&ns, &name),
             )
         })?;
-        secrets.push(SecretOut(unsealed.secret));
+        let mut secret = unsealed.secret;
+        if !args.owner_reference {
+            secret.metadata.owner_references = None;
+        }
+        secrets.push(SecretOut(secret));
     }
     // The output holds plaintext: a file gets mode 0600.
     let out = Output::new(args.output_file.as_deref(), 0o600);
