@@ -13,14 +13,21 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo audit (offline advisory database)"
-if ! command -v cargo-audit >/dev/null 2>&1; then
-  cargo install --locked cargo-audit
-fi
 ADVISORY_DB="${KSEAL_ADVISORY_DB:-../shared/advisory-db}"
 if [ -d "$ADVISORY_DB" ]; then
+  # cargo-audit is installed only when there is a database to check against.
+  if ! command -v cargo-audit >/dev/null 2>&1; then
+    cargo install --locked cargo-audit
+  fi
   cargo audit --db "$ADVISORY_DB" --no-fetch --deny warnings
 else
-  echo "advisory database $ADVISORY_DB not found: skipping cargo audit" >&2
+  {
+    echo "################################################################################"
+    echo "# WARNING: cargo audit SKIPPED: no advisory database at $ADVISORY_DB"
+    echo "# RustSec advisories were NOT checked. Set KSEAL_ADVISORY_DB to a clone of"
+    echo "# https://github.com/rustsec/advisory-db to check them."
+    echo "################################################################################"
+  } >&2
 fi
 
 step "cargo test (unit, property, golden and CLI tests)"
