@@ -112,7 +112,7 @@ fn keygen_keys_round_trip_and_are_protected() {
     let key = dir.path().join("k.pem");
     let crt = dir.path().join("c.pem");
     let sec = dir.path().join("s.yaml");
-    ok(&kseal(
+    let out = kseal(
         &[
             "keygen",
             "--bits",
@@ -125,7 +125,16 @@ fn keygen_keys_round_trip_and_are_protected() {
             p(&sec),
         ],
         None,
-    ));
+    );
+    ok(&out);
+    // The key Secret uses generateName, which `kubectl apply` refuses: the advice is `create`,
+    // and the message names the file it wrote.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("kubectl create -f {}", sec.display())),
+        "{said}"
+    );
+    assert!(fs::read_to_string(&sec).unwrap().contains("generateName:"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -857,4 +866,15 @@ fn merge_into_a_json_file_adds_the_hint_in_json() {
             .len(),
         1
     );
+}
+
+#[test]
+fn cert_given_the_private_key_file_says_so() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../keys-example/tls.key");
+    let out = kseal(&["cert", "--cert", key], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("this is a private key"), "{said}");
+    assert!(said.contains("tls.crt"), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
 }

@@ -58,7 +58,7 @@ fn a_correct_file_passes_and_each_mistake_is_named() {
     assert_eq!(code, 1);
     assert_eq!(
         lines[0],
-        "FAIL other.json: prod/db item password: sealed for another cluster's key: SHA256:36conBMtagqqo3lrH7A1f9KbsA8D7mqxgEhitQ81Uv4"
+        "FAIL other.json: prod/db item password: sealed for another cluster's key: SHA256:36conBMtagqqo3lrH7A1f9KbsA8D7mqxgEhitQ81Uv4 (expected SHA256:2S153aXBdE8nMzbcUJ49TobRZJKsfU3Iu6AmpeWx1Ac)"
     );
 
     // Renamed.

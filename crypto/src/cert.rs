@@ -24,10 +24,14 @@ impl Certificate {
     /// Reads the first `CERTIFICATE` block of a PEM text (a chain is allowed; the rest is
     /// ignored, as kubeseal and the controller do). Other PEM blocks are skipped.
     pub fn from_pem(text: &[u8]) -> Result<Self, Error> {
-        let block = pem::blocks(text)
-            .into_iter()
-            .find(|b| b.label == "CERTIFICATE")
-            .ok_or(Error::NoCertificate)?;
+        let blocks = pem::blocks(text);
+        let Some(block) = blocks.iter().find(|b| b.label == "CERTIFICATE") else {
+            return Err(if blocks.iter().any(|b| b.label.ends_with("PRIVATE KEY")) {
+                Error::KeyInsteadOfCertificate
+            } else {
+                Error::NoCertificate
+            });
+        };
         Self::from_der(&block.der)
     }
 
@@ -150,5 +154,18 @@ mod tests {
     fn go_date_layout() {
         let t = time::macros::datetime!(2006-01-02 15:04:05 UTC);
         assert_eq!(go_date(t), "January 2, 2006");
+    }
+
+    #[test]
+    fn a_private_key_where_a_certificate_belongs_is_named() {
+        let key = b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert!(matches!(
+            Certificate::from_pem(key),
+            Err(Error::KeyInsteadOfCertificate)
+        ));
+        assert!(matches!(
+            Certificate::from_pem(b"not pem"),
+            Err(Error::NoCertificate)
+        ));
     }
 }

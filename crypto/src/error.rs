@@ -24,6 +24,10 @@ pub enum Error {
     /// The input held no PEM `CERTIFICATE` block.
     #[error("no PEM certificate found")]
     NoCertificate,
+    /// The input held no PEM `CERTIFICATE` block but a private key: the user gave the key file
+    /// where the certificate was expected.
+    #[error("no PEM certificate found: this is a private key (give the certificate, e.g. tls.crt, not tls.key)")]
+    KeyInsteadOfCertificate,
     /// The certificate could not be decoded.
     #[error("invalid certificate: {0}")]
     InvalidCertificate(String),

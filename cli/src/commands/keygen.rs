@@ -25,7 +25,8 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "FILE", default_value = "tls.crt")]
     pub cert_file: PathBuf,
 
-    /// Also write the key Secret the controller reads (kubectl apply -f FILE)
+    /// Also write the key Secret the controller reads. Load it with `kubectl create -f FILE`: it
+    /// uses generateName, which `kubectl apply` refuses (with --secret-name, apply works too)
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
@@ -111,5 +112,17 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
         args.cert_file.display(),
         key.fingerprint()
     );
+    if let Some(path) = &args.secret_file {
+        let verb = if args.secret_name.is_some() {
+            "apply"
+        } else {
+            "create"
+        };
+        eprintln!(
+            "wrote the key Secret {} (private, mode 0600); load it into the controller's namespace with: kubectl {verb} -f {}",
+            path.display(),
+            path.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -583,9 +583,15 @@ fn key_problem(
         .collect();
     if matching.is_empty() {
         let fps: Vec<&str> = record.fingerprints.iter().map(|f| f.as_str()).collect();
+        let mut expected: Vec<&str> = keys.keys.keys().map(|f| f.as_str()).collect();
+        expected.sort_unstable();
         return Err(format!(
-            "sealed for another cluster's key: {}",
-            fps.join(", ")
+            "sealed for another cluster's key: {} (expected {})",
+            fps.join(", "),
+            match expected.len() {
+                1 => expected[0].to_string(),
+                _ => format!("one of {}", expected.join(", ")),
+            }
         ));
     }
     // A Bitnami blob's RSA part is one modulus long: a record naming a key of another size was

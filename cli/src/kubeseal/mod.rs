@@ -368,7 +368,7 @@ fn fetch_url(url: &str) -> Result<Vec<u8>> {
 /// kubeseal's `ParseKey`: the first PEM certificate, with an RSA key, not expired.
 fn parse_cert(pem: &[u8]) -> Result<Certificate> {
     let cert = Certificate::from_pem(pem).map_err(|e| match e {
-        kseal_crypto::Error::NoCertificate => {
+        kseal_crypto::Error::NoCertificate | kseal_crypto::Error::KeyInsteadOfCertificate => {
             anyhow!("data does not contain any valid RSA or ECDSA certificates")
         }
         kseal_crypto::Error::NotRsaCertificate(alg) => {
