@@ -878,3 +878,37 @@ fn cert_given_the_private_key_file_says_so() {
     assert!(said.contains("tls.crt"), "{said}");
     assert_eq!(said.lines().count(), 1, "{said}");
 }
+
+#[test]
+fn the_project_example_verifies_and_opens() {
+    let ex = concat!(env!("CARGO_MANIFEST_DIR"), "/../keys-example");
+    let sealed = format!("{ex}/sealed-secret.yaml");
+    let out = kseal(
+        &["verify", "--cert", &format!("{ex}/tls.crt"), &sealed],
+        None,
+    );
+    let report = ok(&out);
+    assert!(
+        report.lines().all(|l| l.starts_with("ok ")),
+        "every item has a seal record and passes: {report}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 ok, 0 failed, 0 unverifiable"));
+    let opened = ok(&kseal(
+        &[
+            "unseal",
+            "--key",
+            &format!("{ex}/sealed-secrets-key.yaml"),
+            &sealed,
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    let opened: serde_json::Value = serde_json::from_str(&opened).unwrap();
+    // keys-example/secret.yaml: username in data, password in stringData.
+    assert_eq!(opened["data"]["username"], "YWRtaW4=");
+    assert_eq!(
+        opened["data"]["password"],
+        "Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZQ=="
+    );
+}
