@@ -18,5 +18,5 @@ if [[ -z ${KSEAL_E2E_KUBECONFIG:-} ]]; then
   KSEAL_E2E_KUBECONFIG=$(bash tests/control-plane/cluster.sh up | tail -n 1)
   export KSEAL_E2E_KUBECONFIG
 fi
-cargo test -p kseal-e2e --test scale -- --ignored --nocapture
+cargo test -p kseal-e2e --test e2e scale:: -- --ignored --nocapture
 echo "report: $KSEAL_SCALE_REPORT" >&2

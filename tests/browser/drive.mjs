@@ -1,5 +1,5 @@
 // Drives Debian's Chromium (headless, over the DevTools protocol with playwright-core) through
-// kseal's sealing page for tests/tests/web.rs, and prints what it saw as one JSON object.
+// kseal's sealing page for tests/tests/e2e/web.rs, and prints what it saw as one JSON object.
 //
 // Usage: node drive.mjs SCENARIO.json
 //
