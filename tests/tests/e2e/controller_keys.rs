@@ -27,9 +27,9 @@ use kseal_e2e::kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kseal_e2e::kube::Api;
 use kseal_e2e::{Cluster, Controller, TestNamespace};
 
-const GO_KEY: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.key");
-const GO_CERT: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.crt");
-const GO_VECTORS: &str = include_str!("../../crypto/tests/data/go_vectors.json");
+const GO_KEY: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.key");
+const GO_CERT: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.crt");
+const GO_VECTORS: &str = include_str!("../../../crypto/tests/data/go_vectors.json");
 
 fn named(secret: Secret, name: &str) -> Secret {
     Secret {

@@ -52,7 +52,7 @@ async fn crd_accepts_sealed_secrets_as_tools_write_them() -> Result<()> {
     // kseal's own output (the committed example) and an older kubeseal file with
     // creationTimestamp: null in both metadata blocks and a namespace-wide annotation.
     let example = parse(
-        include_str!("../../keys-example/sealed-secret.yaml"),
+        include_str!("../../../keys-example/sealed-secret.yaml"),
         ns.name(),
     )?;
     api.create(&PostParams::default(), &example)

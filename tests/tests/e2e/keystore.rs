@@ -15,8 +15,8 @@ use kseal_crypto::keygen::{generate, KeyProfile};
 use kseal_e2e::kube::api::PostParams;
 use kseal_e2e::{rule, TestNamespace};
 
-const GO_KEY: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.key");
-const GO_CERT: &[u8] = include_bytes!("../../crypto/tests/data/go_rsa2048.crt");
+const GO_KEY: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.key");
+const GO_CERT: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.crt");
 
 fn tls_secret(name: &str, labels: Option<&str>, key: &[u8], crt: &[u8]) -> Secret {
     Secret {
