@@ -172,10 +172,7 @@ pub async fn client(args: &ClusterArgs) -> Result<Client> {
             Ok(c) => c,
             Err(kerr) => match kube::Config::incluster() {
                 Ok(c) if args.context.is_none() => c,
-                _ => {
-                    return Err(anyhow!(kerr)
-                        .context("no usable kubeconfig (set KUBECONFIG or pass --kubeconfig)"))
-                }
+                _ => return Err(no_kubeconfig(kerr)),
             },
         },
     };
@@ -184,6 +181,44 @@ pub async fn client(args: &ClusterArgs) -> Result<Client> {
     // controller would hang `kseal cert`); the controller's 429 is handled in `post`.
     config.default_retry = false;
     Client::try_from(config).context("cannot build the Kubernetes client")
+}
+
+/// Why no kubeconfig could be used, said the way a user can act on it: which file was looked
+/// for (KUBECONFIG's, else ~/.kube/config) and that it does not exist; else kube's own reason.
+fn no_kubeconfig(kerr: kube::config::KubeconfigError) -> anyhow::Error {
+    const FIX: &str = "point KUBECONFIG or --kubeconfig at your cluster's kubeconfig";
+    let (paths, from_env): (Vec<PathBuf>, bool) = match std::env::var_os("KUBECONFIG") {
+        Some(v) if !v.is_empty() => (
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
+            true,
+        ),
+        _ => (
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".kube/config"))
+                .into_iter()
+                .collect(),
+            false,
+        ),
+    };
+    let shown = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !paths.is_empty() && paths.iter().all(|p| !p.exists()) {
+        return if from_env {
+            anyhow!("no kubeconfig: KUBECONFIG names {shown}, which does not exist ({FIX})")
+        } else {
+            anyhow!("no kubeconfig: {shown} does not exist and KUBECONFIG is not set ({FIX}, or run in a Pod)")
+        };
+    }
+    anyhow!(kerr).context(if shown.is_empty() {
+        format!("no usable kubeconfig ({FIX})")
+    } else {
+        format!("cannot use kubeconfig {shown}")
+    })
 }
 
 /// The body of an answer, frame by frame, refused one byte past `limit` (an endless answer
@@ -333,9 +368,9 @@ impl Controller {
             .context("cannot fetch certificate")?;
         if r.status != 200 {
             bail!(
-                "cannot fetch certificate: the controller answered HTTP {}: {}",
+                "cannot fetch certificate: the controller answered HTTP {}{}",
                 r.status,
-                String::from_utf8_lossy(&r.body).trim()
+                body_hint(r.status, &r.body, &self.args)
             );
         }
         Ok(r.body)
@@ -429,7 +464,7 @@ impl Controller {
             409 => Ok(false),
             s => bail!(
                 "cannot validate sealed secret: the controller answered HTTP {s}{}",
-                body_hint(&r.body)
+                body_hint(s, &r.body, &self.args)
             ),
         }
     }
@@ -442,25 +477,54 @@ impl Controller {
             409 | 500 => bail!("unable to rotate secret: the controller cannot decrypt it"),
             s => bail!(
                 "cannot re-encrypt secret: the controller answered HTTP {s}{}",
-                body_hint(&r.body)
+                body_hint(s, &r.body, &self.args)
             ),
         }
     }
 }
 
-fn body_hint(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+/// ": what the answer says", in one line: the API server's Status message rather than its
+/// JSON, nothing for a long or empty body; and for 502/503 (no ready endpoint behind the
+/// Service: the controller is not running, not ready, or named otherwise) what to check.
+fn body_hint(status: u16, body: &[u8], args: &ClusterArgs) -> String {
+    let status_message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .filter(|v| v["kind"] == "Status")
+        .and_then(|v| v["message"].as_str().map(str::to_owned));
+    let text = status_message.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     let text = text.trim();
-    if text.is_empty() || text.len() > 200 {
+    let mut hint = if text.is_empty() || text.len() > 200 || text.contains('\n') {
         String::new()
     } else {
         format!(": {text}")
+    };
+    if matches!(status, 502 | 503) {
+        let (ns, name) = (&args.controller_namespace, &args.controller_name);
+        hint.push_str(&format!(
+            " (no ready controller Pod behind Service {ns}/{name}: check `kubectl -n {ns} get pods,endpoints`, or name the controller with --controller-name and --controller-namespace)"
+        ));
     }
+    hint
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_503_says_what_to_check_not_the_status_json() {
+        // What kube-apiserver answers through the service proxy when no Pod is ready behind
+        // the Service.
+        let body = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"no endpoints available for service \"sealed-secrets-controller\"","reason":"ServiceUnavailable","code":503}"#;
+        let hint = body_hint(503, body, &ClusterArgs::default());
+        assert_eq!(
+            hint,
+            ": no endpoints available for service \"sealed-secrets-controller\" (no ready controller Pod behind Service kube-system/sealed-secrets-controller: check `kubectl -n kube-system get pods,endpoints`, or name the controller with --controller-name and --controller-namespace)"
+        );
+        // Other answers: the text when short, nothing when long; no hint.
+        assert_eq!(body_hint(500, b"boom\n", &ClusterArgs::default()), ": boom");
+        assert_eq!(body_hint(500, &[b'x'; 300], &ClusterArgs::default()), "");
+    }
 
     const EXAMPLE: &str = include_str!("../../keys-example/tls.crt");
     const GO: &str = include_str!("../../crypto/tests/data/go_rsa2048.crt");

@@ -162,7 +162,7 @@ fn merge_into_mixes_formats_keeps_the_scope_and_updates_the_records() {
         Some(first.as_bytes()),
     ));
     let before = fs::read_to_string(&target).unwrap();
-    let update = secret("ignored", "ignored", &[("old", "new"), ("added", "3")]);
+    let update = secret("prod", "db", &[("old", "new"), ("added", "3")]);
     ok(&kseal(
         &["seal", "-r", &a, "--merge-into", p(&target)],
         Some(update.as_bytes()),

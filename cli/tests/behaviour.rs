@@ -446,7 +446,7 @@ fn merge_into_changes_only_the_merged_items() {
             1,
         );
     fs::write(&target, &edited).unwrap();
-    let update = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ignored\n  labels: {tier: db}\nstringData:\n  foo: new-value\n  extra: added\n";
+    let update = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: mysecret\n  labels: {tier: db}\nstringData:\n  foo: new-value\n  extra: added\n";
     ok(&kseal(
         &[
             "seal",
@@ -505,7 +505,7 @@ fn merge_into_changes_only_the_merged_items() {
         None,
     ));
     let v: serde_json::Value = serde_json::from_str(&secret).unwrap();
-    assert_eq!(v["metadata"]["name"], "mysecret", "the target's name wins");
+    assert_eq!(v["metadata"]["name"], "mysecret");
     assert_eq!(v["data"]["foo"], base64_encode(b"new-value"));
     assert_eq!(v["data"]["extra"], base64_encode(b"added"));
     assert_eq!(v["data"]["greeting"], base64_encode(b"hello <world> & all"));
@@ -561,6 +561,32 @@ fn merge_into_refuses_scope_and_namespace_mismatch() {
         Some(&input),
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("namespace mismatch"));
+    // An input Secret of another name or namespace is refused with one line; the file is kept.
+    for (input, want) in [
+        (
+            "kind: Secret\napiVersion: v1\nmetadata: {name: other}\nstringData: {new: v}\n",
+            "name mismatch: ",
+        ),
+        (
+            "kind: Secret\napiVersion: v1\nmetadata: {name: mysecret, namespace: prod}\nstringData: {new: v}\n",
+            "namespace mismatch: ",
+        ),
+    ] {
+        let out = kseal(
+            &[
+                "seal",
+                "--cert",
+                p(&fix("go_rsa2048.crt")),
+                "--merge-into",
+                p(&target),
+            ],
+            Some(input.as_bytes()),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!err.contains("dg=="), "{err}");
+    }
     assert_eq!(fs::read(&target).unwrap(), before);
     // A JSON target stays JSON and still opens.
     ok(&kseal(
@@ -571,7 +597,7 @@ fn merge_into_refuses_scope_and_namespace_mismatch() {
             "--merge-into",
             p(&target),
         ],
-        Some(b"kind: Secret\napiVersion: v1\nmetadata: {name: x}\nstringData: {new: v}\n"),
+        Some(b"kind: Secret\napiVersion: v1\nmetadata: {}\nstringData: {new: v}\n"),
     ));
     let merged = fs::read_to_string(&target).unwrap();
     assert!(merged.starts_with("{\n  \"kind\": \"SealedSecret\""));
@@ -757,9 +783,8 @@ fn merge_into_unions_the_sealing_key_hint() {
         .replacen("spec:\n", "# do not edit by hand\nspec:\n", 1);
     fs::write(&target, &original).unwrap();
     let merge = |cert: &str, item: &str| {
-        let input = format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: x}}\nstringData: {{{item}: v}}\n"
-        );
+        let input =
+            format!("apiVersion: v1\nkind: Secret\nmetadata: {{}}\nstringData: {{{item}: v}}\n");
         ok(&kseal(
             &["seal", "--cert", p(&fix(cert)), "--merge-into", p(&target)],
             Some(input.as_bytes()),
@@ -847,7 +872,7 @@ fn merge_into_a_json_file_adds_the_hint_in_json() {
             "--merge-into",
             p(&target),
         ],
-        Some(b"kind: Secret\napiVersion: v1\nmetadata: {name: x}\nstringData: {new: v}\n"),
+        Some(b"kind: Secret\napiVersion: v1\nmetadata: {}\nstringData: {new: v}\n"),
     ));
     let merged = fs::read_to_string(&target).unwrap();
     let v: serde_json::Value = serde_json::from_str(&merged).unwrap();

@@ -176,3 +176,90 @@ fn an_endless_answer_of_the_controller_stops_at_the_bound() {
     );
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
 }
+
+#[test]
+fn a_missing_kubeconfig_says_which_file_and_what_to_do() {
+    // No KUBECONFIG: the default file is named, and that KUBECONFIG is not set.
+    let (code, _, stderr) = kseal(&["keys", "list"]);
+    assert_eq!(code, Some(2));
+    let line = one_line(&stderr);
+    assert!(
+        line.contains("/nonexistent-home/.kube/config does not exist and KUBECONFIG is not set"),
+        "{line}"
+    );
+    assert_eq!(line.matches("os error").count(), 0, "{line}");
+    // KUBECONFIG set to a file that is not there: that is what it says, not "set KUBECONFIG".
+    let out = Command::new(env!("CARGO_BIN_EXE_kseal"))
+        .args(["keys", "list"])
+        .env("KUBECONFIG", "/no/such/dir/config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = one_line(&stderr);
+    assert!(
+        line.contains("KUBECONFIG names /no/such/dir/config, which does not exist"),
+        "{line}"
+    );
+    assert!(!line.contains("set KUBECONFIG"), "{line}");
+}
+
+#[test]
+fn sealing_with_a_certificate_never_reads_the_kubeconfig() {
+    // KUBECONFIG is a FIFO nobody writes to: opening it would block, so a run that finishes
+    // did not read it. The Secret names its namespace, so no context namespace is needed.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("kubeconfig");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let secret = dir.path().join("s.yaml");
+    std::fs::write(
+        &secret,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: a, namespace: b}\ndata: {k: dg==}\n",
+    )
+    .unwrap();
+    let cert = concat!(env!("CARGO_MANIFEST_DIR"), "/../keys-example/tls.crt");
+    let target = dir.path().join("sealed.yaml");
+    for args in [
+        vec!["seal", "--cert", cert, secret.to_str().unwrap()],
+        vec![
+            "seal",
+            "--cert",
+            cert,
+            secret.to_str().unwrap(),
+            "-w",
+            target.to_str().unwrap(),
+        ],
+        vec![
+            "seal",
+            "--cert",
+            cert,
+            "--merge-into",
+            target.to_str().unwrap(),
+            secret.to_str().unwrap(),
+        ],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kseal"))
+            .args(&args)
+            .env("KUBECONFIG", &fifo)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{args:?} blocked on reading the kubeconfig FIFO");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success(), "{args:?}");
+    }
+}

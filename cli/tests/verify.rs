@@ -238,7 +238,7 @@ fn merge_into_keeps_the_file_verifiable() {
     let dir = repo();
     let d = dir.path();
     seal_to(d, "db.json", "tls.crt", "prod", "db");
-    let update = secret("x", "x", &[("password", "new"), ("extra", "e")]);
+    let update = secret("prod", "db", &[("password", "new"), ("extra", "e")]);
     ok(&kseal(
         &[
             "seal",

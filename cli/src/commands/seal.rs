@@ -299,22 +299,23 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
         return run_raw(&args, &chosen);
     }
     let input = read_input(args.file.as_deref(), TTY_HINT, crate::io::MANIFEST)?;
-    let default_ns = default_namespace(&args.cluster);
     let docs = documents::parse_stream(&input.bytes, &input.name)?;
     if docs.is_empty() {
         bail!("no secrets found. Ensure the input is valid and UTF-8 encoded");
     }
 
     if let Some(target) = &args.merge_into {
-        return super::seal::merge::run(
-            &args,
-            &chosen.keys,
-            &docs,
-            &input.name,
-            target,
-            &default_ns,
-        );
+        return super::seal::merge::run(&args, &chosen.keys, &docs, &input.name, target);
     }
+    // The kubeconfig context's namespace (kubectl's rule) only for a Secret that names none:
+    // with --cert and namespaced input, sealing never reads the kubeconfig.
+    let default_ns = if args.namespace.as_deref().is_some_and(|n| !n.is_empty())
+        || docs.iter().all(|d| !namespace_of(d).is_empty())
+    {
+        String::new()
+    } else {
+        default_namespace(&args.cluster)
+    };
 
     let mut sealed = Vec::with_capacity(docs.len());
     for doc in &docs {
@@ -335,6 +336,14 @@ pub fn run(args: SealArgs) -> Result<ExitCode> {
     let format = output_format(args.format, &out);
     out.write(documents::render(&sealed, format)?.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The namespace a document names, or "".
+fn namespace_of(doc: &Doc) -> &str {
+    doc.value
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `-o`, else YAML for a `.yaml`/`.yml` target, else JSON (kubeseal's default).
@@ -444,7 +453,6 @@ pub(crate) mod merge {
         docs: &[Doc],
         source: &str,
         target: &std::path::Path,
-        default_ns: &str,
     ) -> Result<ExitCode> {
         if docs.len() != 1 {
             bail!(
@@ -481,19 +489,46 @@ pub(crate) mod merge {
                 .annotations
                 .get_or_insert_with(Default::default),
         );
-        secret.metadata.name = existing.metadata.name.clone();
+        // A Secret of another name or namespace is a mistake (the wrong file, or the wrong
+        // target): its items would be sealed for the target and silently join it. A Secret that
+        // names neither is the usual `kubectl create secret --dry-run` input and is fine.
+        let file_name = existing.metadata.name.clone().unwrap_or_default();
+        let input_name = args
+            .name
+            .clone()
+            .or_else(|| secret.metadata.name.clone())
+            .unwrap_or_default();
+        if !input_name.is_empty() && !file_name.is_empty() && input_name != file_name {
+            bail!("name mismatch: {tname} holds SealedSecret {file_name:?} but the input Secret of {source} is named {input_name:?} (give a Secret of the same name, or none)");
+        }
+        let file_ns = existing.metadata.namespace.clone().unwrap_or_default();
         if let Some(flag) = args.namespace.as_deref().filter(|f| !f.is_empty()) {
-            let file_ns = existing.metadata.namespace.clone().unwrap_or_default();
             if !file_ns.is_empty() && file_ns != flag {
                 bail!("namespace mismatch: {tname} is in namespace {file_ns:?} but {flag:?} was specified");
             }
+        } else if let Some(input_ns) = secret
+            .metadata
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+        {
+            if !file_ns.is_empty() && file_ns != input_ns {
+                bail!("namespace mismatch: {tname} is in namespace {file_ns:?} but the input Secret of {source} is in {input_ns:?} (give a Secret of the same namespace, or none)");
+            }
         }
+        secret.metadata.name = existing.metadata.name.clone();
         secret.metadata.namespace = existing.metadata.namespace.clone();
+        // Only a target without a namespace needs the kubeconfig context's.
+        let default_ns = if file_ns.is_empty() {
+            default_namespace(&args.cluster)
+        } else {
+            String::new()
+        };
         let opts = SealOptions {
             scope: None,
             name: None,
             namespace: None,
-            default_namespace: default_ns,
+            default_namespace: &default_ns,
             allow_empty_data: args.allow_empty_data,
         };
         let sealed = seal_secret_with(&mut rand::rngs::OsRng, keys.sealer(), secret, &opts)
