@@ -14,7 +14,7 @@
 //!   proxy does not answer within [`CONFIRM_TIMEOUT`] (blocked by a firewall or a
 //!   NetworkPolicy), the ConfigMap alone is used: only the controller's ServiceAccount and
 //!   cluster administrators may write it, renewal requests go to another ConfigMap, and the
-//!   controller restores it within seconds when anyone edits it (docs/threat-model in the
+//!   controller restores it within seconds when anyone edits it (the Threat model section of the
 //!   README). Without a ConfigMap (a Bitnami controller), `/v1/cert.pem` alone.
 //!
 //! The CLI is synchronous; each call runs on a small current-thread runtime.

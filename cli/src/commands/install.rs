@@ -107,7 +107,7 @@ impl InstallArgs {
 }
 
 /// Printed after a successful render or apply when the NetworkPolicy admits no CIDR to the
-/// HTTP port (the trade-off of the default; see the README).
+/// HTTP port (the trade-off of the default; see docs/install.md).
 const HTTP_PORT_NOTE: &str = "kseal: note: the NetworkPolicy admits to the controller's HTTP port (cert.pem, verify, rotate through the API server's service proxy) only traffic from the pod's own node; where the CNI enforces NetworkPolicy, add the addresses the API server connects from with --network-policy-from CIDR, or use --no-network-policy";
 
 pub fn run(args: InstallArgs) -> Result<ExitCode> {

@@ -19,6 +19,7 @@ mod keystore;
 mod kubeseal;
 mod leader;
 mod proxy;
+mod readme;
 mod scale;
 mod smoke;
 mod unseal;
