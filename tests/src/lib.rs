@@ -23,6 +23,9 @@
 //!   that the API server's service proxy reaches it, as kubeseal and `kseal` do
 //!   ([`netns`] module).
 //!
+//! - [`OwnCluster`] starts a control plane of one test's own, for tests that install into
+//!   kube-system under the default names (the README's quick starts, the kustomize base).
+//!
 //! Tearing the local control plane down at the end of a run is the job of
 //! `tests/run-e2e.sh` (a test process cannot know it is the last one).
 //!
@@ -52,6 +55,7 @@ pub mod controller;
 mod identity;
 mod namespace;
 pub mod netns;
+mod own_cluster;
 mod wait;
 
 pub use cluster::{Cluster, ClusterKind, LocalState};
@@ -59,6 +63,7 @@ pub use controller::{Controller, ControllerBuilder};
 pub use identity::{Identity, Permissions};
 pub use namespace::TestNamespace;
 pub use netns::{NetNs, ProxiedController};
+pub use own_cluster::OwnCluster;
 pub use wait::{api_error_code, eventually, is_api_error};
 
 /// Re-exported so tests can build PolicyRules etc. without naming versions twice.

@@ -17,6 +17,7 @@ mod install;
 mod keymanager;
 mod keystore;
 mod kubeseal;
+mod kustomize;
 mod leader;
 mod proxy;
 mod readme;

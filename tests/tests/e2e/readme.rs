@@ -18,8 +18,8 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kseal_e2e::kube::api::ListParams;
-use kseal_e2e::kube::config::{KubeConfigOptions, Kubeconfig};
-use kseal_e2e::kube::{Api, Client, Config};
+use kseal_e2e::kube::Api;
+use kseal_e2e::OwnCluster;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -127,52 +127,6 @@ fn run_script(
     Ok(ran)
 }
 
-/// A control plane of this test's own, stopped when dropped.
-struct OwnCluster {
-    dir: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl OwnCluster {
-    fn up(dir: PathBuf) -> Result<Self> {
-        let script = repo().join("tests/control-plane/cluster.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .env("KSEAL_CLUSTER_DIR", &dir)
-            .stderr(Stdio::inherit())
-            .output()
-            .context("cluster.sh up")?;
-        ensure!(out.status.success(), "cluster.sh up failed: {}", out.status);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let kubeconfig = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-        ensure!(
-            kubeconfig.is_file(),
-            "cluster.sh up printed no kubeconfig: {stdout}"
-        );
-        Ok(OwnCluster { dir, kubeconfig })
-    }
-
-    async fn client(&self) -> Result<Client> {
-        let config = Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(&self.kubeconfig)?,
-            &KubeConfigOptions::default(),
-        )
-        .await?;
-        Ok(Client::try_from(config)?)
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("tests/control-plane/cluster.sh"))
-            .arg("down")
-            .env("KSEAL_CLUSTER_DIR", &self.dir)
-            .status();
-    }
-}
-
 #[tokio::test]
 async fn the_readme_quick_starts_work_as_written() -> Result<()> {
     if !kseal_e2e::Cluster::shared()?.is_local() {
@@ -223,7 +177,7 @@ async fn the_readme_quick_starts_work_as_written() -> Result<()> {
 
     // With a cluster: CRD, controller, certificate, seal, apply, the Secret.
     let started = Instant::now();
-    let cluster = OwnCluster::up(scratch.path().join("cluster"))?;
+    let cluster = OwnCluster::up(&scratch.path().join("cluster"))?;
     let script = quickstart(&readme, "cluster")?;
     ensure!(
         script.contains("127.0.0.1:8080") && script.contains("127.0.0.1:8081"),
@@ -236,7 +190,7 @@ async fn the_readme_quick_starts_work_as_written() -> Result<()> {
         &script,
         &dir,
         &bin,
-        Some(&cluster.kubeconfig),
+        Some(cluster.kubeconfig_path()),
         Duration::from_secs(240),
     )
     .with_context(|| {
@@ -270,7 +224,7 @@ async fn the_readme_quick_starts_work_as_written() -> Result<()> {
     // Uninstall what `kseal install --apply` made; the CRD, the Secrets and the keys stay.
     let out = Command::new(&kseal)
         .args(["install", "--apply"])
-        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("KUBECONFIG", cluster.kubeconfig_path())
         .output()?;
     ensure!(
         out.status.success(),
@@ -286,7 +240,7 @@ async fn the_readme_quick_starts_work_as_written() -> Result<()> {
         &quickstart(&readme, "uninstall")?,
         &dir,
         &bin,
-        Some(&cluster.kubeconfig),
+        Some(cluster.kubeconfig_path()),
         Duration::from_secs(120),
     )?;
     let ours = ListParams::default().labels("app.kubernetes.io/managed-by=kseal");

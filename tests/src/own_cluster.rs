@@ -1,0 +1,77 @@
+//! A control plane of one test's own: `cluster.sh up` in a state directory of its own, stopped
+//! (`cluster.sh down`) when dropped. For tests that install into kube-system under the default
+//! names, as a user's first cluster has them (the README's quick starts, the kustomize base):
+//! the shared control plane's kube-system belongs to no test, and a controller watching every
+//! namespace must not meet the other tests' SealedSecrets. Starting one costs a few seconds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{ensure, Context as _, Result};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// A running control plane of one test; stopped on drop.
+#[derive(Debug)]
+pub struct OwnCluster {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane/cluster.sh")
+}
+
+impl OwnCluster {
+    /// Starts one with its state in `dir` (created; give a fresh temporary directory).
+    pub fn up(dir: &Path) -> Result<Self> {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("up")
+            .env("KSEAL_CLUSTER_DIR", dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running cluster.sh up")?;
+        let cluster = OwnCluster {
+            dir: dir.to_path_buf(),
+            kubeconfig: PathBuf::from(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim(),
+            ),
+        };
+        ensure!(out.status.success(), "cluster.sh up failed: {}", out.status);
+        ensure!(
+            cluster.kubeconfig.is_file(),
+            "cluster.sh up printed no kubeconfig path"
+        );
+        Ok(cluster)
+    }
+
+    /// The admin kubeconfig file.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> Result<Client> {
+        let config = Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&self.kubeconfig)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?;
+        Ok(Client::try_from(config)?)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("down")
+            .env("KSEAL_CLUSTER_DIR", &self.dir)
+            .status();
+    }
+}
