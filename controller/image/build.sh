@@ -76,6 +76,8 @@ if [[ -z $binary ]]; then
         target_dir=$(cd "$repo" && cargo metadata --no-deps --format-version 1 |
             grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
     fi
+    # cargo ran in $repo: a relative CARGO_TARGET_DIR is relative to it.
+    [[ $target_dir == /* ]] || target_dir=$repo/$target_dir
     binary=$target_dir/release/kseal-controller
     log "cargo took $((SECONDS - start)) s"
 fi

@@ -13,6 +13,7 @@ mod crd;
 mod harness;
 mod hostile;
 mod hygiene;
+mod image;
 mod install;
 mod keymanager;
 mod keystore;
