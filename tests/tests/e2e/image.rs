@@ -12,8 +12,9 @@
 //! and the containerized controller making a key, answering `/healthz` and `/v1/cert.pem`, and
 //! unsealing a SealedSecret sealed with that certificate. Skipped (with a line on stderr) when
 //! not root or when `umoci` or `runc` is missing (Debian: `apt-get install umoci runc`;
-//! `.ci/run` installs them). The Containerfile itself needs an engine and a registry: a plain
-//! test keeps its user, entrypoint, PATH, ports, labels and version equal to `build.sh`'s.
+//! `.ci/run` installs them). The Containerfile's build stage needs the Rust toolchain image from
+//! a registry: one test builds its final stage with Buildah on rootfs.sh's files and compares the
+//! image with build.sh's, and a plain one keeps its version and config lines equal to build.sh's.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
@@ -51,6 +52,17 @@ fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// Whether `tool --version` runs.
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Why the runc test cannot run on this machine, if it cannot.
 fn cannot_run() -> Option<String> {
     let uid = std::fs::read_to_string("/proc/self/status")
@@ -64,14 +76,7 @@ fn cannot_run() -> Option<String> {
         return Some("runc needs root".into());
     }
     for tool in ["umoci", "runc", "tar"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if !have(tool) {
             return Some(format!(
                 "{tool} is missing (Debian: apt-get install umoci runc)"
             ));
@@ -591,6 +596,27 @@ async fn the_image_runs_the_controller_under_runc() -> Result<()> {
     );
     drop(container);
     ns.cleanup().await
+}
+
+/// The Containerfile's final stage, built by Buildah on rootfs.sh's files (its build stage needs
+/// the Rust toolchain image from a registry), gives build.sh's image: same config, same layer
+/// entries (`controller/image/check-containerfile.sh`). Skipped without root, buildah, umoci or jq.
+#[test]
+fn the_containerfile_final_stage_builds_the_build_sh_image() -> Result<()> {
+    if let Some(why) = cannot_run() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    for tool in ["buildah", "jq"] {
+        if !have(tool) {
+            eprintln!("skipped: {tool} is missing (Debian: apt-get install buildah jq)");
+            return Ok(());
+        }
+    }
+    run(Command::new("bash")
+        .arg(repo_root().join("controller/image/check-containerfile.sh"))
+        .arg(controller_binary()?))?;
+    Ok(())
 }
 
 /// The value of `ARG name=value` in the Containerfile.
