@@ -117,7 +117,6 @@ umoci config --image "$layout:$ref" --no-history \
     --config.label "org.opencontainers.image.description=The kseal controller: unseals SealedSecrets into Secrets, owns the sealing keys" \
     --config.label "org.opencontainers.image.version=$version" \
     --config.label "org.opencontainers.image.revision=$REVISION" \
-    --config.label "org.opencontainers.image.source=https://github.com/kseal/kseal" \
     --config.label "org.opencontainers.image.licenses=Apache-2.0"
 umoci gc --layout "$layout"
 

@@ -94,7 +94,7 @@ label() { cfg ".config.Labels[\"org.opencontainers.image.$1\"] // \"\"" | jq -r 
 expect "label version" "$(label version)" "$version"
 expect "label licenses" "$(label licenses)" "Apache-2.0"
 expect "label title" "$(label title)" "kseal-controller"
-for l in revision source description; do
+for l in revision description; do
     value=$(label $l)
     [[ -n $value ]] || die "no label org.opencontainers.image.$l"
     [[ $value != unknown ]] || log "warning: label org.opencontainers.image.$l is 'unknown'"

@@ -228,7 +228,7 @@ fn check_config(config: &Value) -> Result<()> {
     );
     ensure!(label("licenses") == Some("Apache-2.0"), "licenses label");
     ensure!(label("title") == Some("kseal-controller"), "title label");
-    for name in ["revision", "source", "description"] {
+    for name in ["revision", "description"] {
         ensure!(
             label(name).is_some_and(|v| !v.is_empty()),
             "no {name} label"
@@ -678,7 +678,7 @@ fn the_containerfile_and_build_sh_describe_the_same_image() -> Result<()> {
     let ours = labels(final_stage);
     let theirs = labels(&build);
     ensure!(
-        ours == theirs && ours.len() == 6,
+        ours == theirs && ours.len() == 5,
         "labels differ: Containerfile {ours:?}, build.sh {theirs:?}"
     );
     Ok(())
