@@ -18,6 +18,7 @@ mod keymanager;
 mod keystore;
 mod kubeseal;
 mod leader;
+mod node;
 mod proxy;
 mod readme;
 mod scale;
