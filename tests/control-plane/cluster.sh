@@ -640,7 +640,7 @@ EOF
     # $BRIDGE_IP:$APISERVER_PORT -> 127.0.0.1:$APISERVER_PORT, TLS passes through.
     node_cgroup_create system
     spawn_node apiserver-relay socat -L "$CLUSTER_DIR/apiserver-relay.lock" \
-      "TCP-LISTEN:$APISERVER_PORT,bind=$BRIDGE_IP,reuseaddr,fork" "TCP:$LOOPBACK:$APISERVER_PORT"
+      "TCP-LISTEN:$APISERVER_PORT,bind=$BRIDGE_IP,reuseaddr,fork,backlog=128" "TCP:$LOOPBACK:$APISERVER_PORT"
   fi
 
   spawn kube-controller-manager "$BIN_DIR/kube-controller-manager" \
@@ -782,6 +782,15 @@ node_iptables_cleanup() {
       for chain in $chains; do "$ipt" -w -t "$table" -X "$chain" 2>/dev/null || true; done
     done
   done
+  # The tables themselves, if they did not exist before the node and hold no rule now.
+  [[ -f $NODE_RUN/nft-tables ]] && command -v nft >/dev/null || return 0
+  local family name
+  while read -r _ family name; do
+    grep -qxF "table $family $name" "$NODE_RUN/nft-tables" && continue
+    [[ $family == ip ]] && ipt=iptables || ipt=ip6tables
+    "$ipt" -t "$name" -S 2>/dev/null | grep -q '^-A' && continue
+    nft delete table "$family" "$name" 2>/dev/null || true
+  done < <(nft list tables 2>/dev/null | grep -E '^table (ip|ip6) (filter|nat|mangle|raw|security)$' || true)
 }
 
 readonly NODE_SYSCTLS=(kernel/panic kernel/panic_on_oops vm/overcommit_memory vm/panic_on_oom
@@ -807,6 +816,10 @@ node_save_host_state() {
   fi
   if [[ ! -f $NODE_RUN/created ]]; then
     for s in "${NODE_SYSTEM_DIRS[@]}"; do [[ -e $s ]] || echo "$s"; done >"$NODE_RUN/created"
+  fi
+  # iptables-nft creates its nf_tables tables on first use and never deletes them.
+  if [[ ! -f $NODE_RUN/nft-tables ]] && command -v nft >/dev/null; then
+    nft list tables >"$NODE_RUN/nft-tables" 2>/dev/null || true
   fi
 }
 
@@ -1147,7 +1160,12 @@ start_node() {
   SNAPSHOTTER=$(pick_snapshotter)
   echo "SNAPSHOTTER=$SNAPSHOTTER" >>"$STATE"
   write_containerd_config
-  spawn_node containerd containerd --config "$NODE_DIR/containerd/config.toml"
+  # Registries are reached only through a proxy on a closed loopback port: a Pod
+  # whose image was not imported fails at once (ErrImagePull), and containerd never
+  # resolves or dials a registry host (containerd 1.6 has no catch-all hosts.toml).
+  spawn_node containerd env HTTP_PROXY="http://$LOOPBACK:9" HTTPS_PROXY="http://$LOOPBACK:9" \
+    NO_PROXY= http_proxy= https_proxy= no_proxy= \
+    containerd --config "$NODE_DIR/containerd/config.toml"
   wait_for containerd containerd_ready || die "containerd did not start"
   ensure_pause_image
 
