@@ -47,8 +47,9 @@ trap 'printf "[cluster.sh] error: line %s: \"%s\" failed (exit %s)\n" "$LINENO" 
 
 readonly K8S_VERSION=1.20.2
 readonly LOOPBACK=127.0.0.1
-# The ClusterIP range of Services; no Service traffic is ever routed (there is no
-# kubelet or kube-proxy), it only has to be a valid range.
+# The ClusterIP range of Services. Without --node no Service traffic is ever
+# routed (no kubelet, no kube-proxy) and it only has to be a valid range; with
+# --node, kube-proxy DNATs it and Pods route it via the bridge.
 readonly SERVICE_CIDR=10.0.0.0/24
 readonly SERVICE_IP=10.0.0.1
 readonly SA_ISSUER=https://kubernetes.default.svc.cluster.local
