@@ -14,6 +14,9 @@
 #   --locked if that is among the arguments.
 # - KSEAL_E2E_RUNNER=nextest|cargo picks the runner; default: cargo-nextest if
 #   installed (one process per test), else `cargo test`.
+# - KSEAL_E2E_NODE=1 starts the control plane with a node (`cluster.sh up
+#   --node`: scheduler, containerd, kubelet, kube-proxy), so Pods run; the
+#   node:: tests skip themselves without it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,7 +42,9 @@ if [[ -z ${KSEAL_E2E_KUBECONFIG:-} ]]; then
   trap 'exit 130' INT
   trap 'exit 143' TERM
   started=$SECONDS
-  kubeconfig=$(bash "$cluster" up | tail -n 1)
+  up_args=()
+  if [[ ${KSEAL_E2E_NODE:-0} == 1 ]]; then up_args+=(--node); fi
+  kubeconfig=$(bash "$cluster" up ${up_args[@]+"${up_args[@]}"} | tail -n 1)
   echo "run-e2e: control plane up after $((SECONDS - started))s; admin kubeconfig: $kubeconfig" >&2
 else
   echo "run-e2e: using the cluster of KSEAL_E2E_KUBECONFIG=$KSEAL_E2E_KUBECONFIG" >&2

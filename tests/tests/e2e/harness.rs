@@ -14,7 +14,9 @@ use kseal_e2e::{eventually, is_api_error, rule, Cluster, TestNamespace};
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Every socket etcd, kube-apiserver and kube-controller-manager listen on is a
-/// loopback address (checked with `ss`, as an outsider would).
+/// loopback address (checked with `ss`, as an outsider would). With a node
+/// (`cluster.sh up --node`), its five components too, and the bridge address
+/// (kubelet, the apiserver relay) is the one other address allowed.
 #[test]
 fn local_control_plane_listens_only_on_loopback() -> Result<()> {
     let cluster = Cluster::shared()?;
@@ -22,9 +24,14 @@ fn local_control_plane_listens_only_on_loopback() -> Result<()> {
         eprintln!("skipped: external cluster (KSEAL_E2E_KUBECONFIG)");
         return Ok(());
     };
+    let bridge_ip = match state.vars.get("NODE_RUNNING").map(String::as_str) {
+        Some("1") => Some(state.vars.get("BRIDGE_IP").context("BRIDGE_IP")?.clone()),
+        _ => None,
+    };
+    let expected = if bridge_ip.is_some() { 8 } else { 3 };
     ensure!(
-        state.pids.len() == 3,
-        "expected 3 component PIDs, got {:?}",
+        state.pids.len() == expected,
+        "expected {expected} component PIDs, got {:?}",
         state.pids
     );
     for (component, pid) in &state.pids {
@@ -59,7 +66,10 @@ fn local_control_plane_listens_only_on_loopback() -> Result<()> {
         for address in &sockets {
             let loopback = address.starts_with("127.")
                 || address.starts_with("[::1]:")
-                || address.starts_with("[::ffff:127.");
+                || address.starts_with("[::ffff:127.")
+                || bridge_ip
+                    .as_ref()
+                    .is_some_and(|ip| address.starts_with(&format!("{ip}:")));
             ensure!(
                 loopback,
                 "{component} (pid {pid}) listens on non-loopback {address}"

@@ -20,6 +20,7 @@ mod keystore;
 mod kubeseal;
 mod kustomize;
 mod leader;
+mod node;
 mod proxy;
 mod readme;
 mod scale;
