@@ -221,7 +221,8 @@ fn rbac_resource_names_follow_the_name() {
             "--leader-elect",
             "--leader-election-id=kseal",
             "--cert-configmap=kseal-cert",
-            "--key-prefix=sealed-secrets-key"
+            "--key-prefix=sealed-secrets-key",
+            "--log-format=json"
         ]
     );
     assert_eq!(d["spec"]["template"]["spec"]["serviceAccountName"], "kseal");

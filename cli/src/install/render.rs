@@ -126,6 +126,8 @@ pub fn controller_args(install: &Install) -> Vec<String> {
         format!("--leader-election-id={}", install.name),
         format!("--cert-configmap={}", install.cert_configmap()),
         format!("--key-prefix={DEFAULT_KEY_PREFIX}"),
+        // One JSON object per line: what log pipelines (Loki, Fluent Bit, Cloud Logging) parse.
+        "--log-format=json".into(),
     ];
     if install.old_gc_behavior {
         args.push("--old-gc-behavior".into());
