@@ -25,9 +25,21 @@ fn script() -> PathBuf {
 impl OwnCluster {
     /// Starts one with its state in `dir` (created; give a fresh temporary directory).
     pub fn up(dir: &Path) -> Result<Self> {
+        Self::start(dir, &[])
+    }
+
+    /// The same with a node that runs Pods (`cluster.sh up --node`: kube-scheduler,
+    /// containerd, kubelet, kube-proxy). One node per machine: this fails while another
+    /// cluster's node runs.
+    pub fn up_with_node(dir: &Path) -> Result<Self> {
+        Self::start(dir, &["--node"])
+    }
+
+    fn start(dir: &Path, flags: &[&str]) -> Result<Self> {
         let out = Command::new("bash")
             .arg(script())
             .arg("up")
+            .args(flags)
             .env("KSEAL_CLUSTER_DIR", dir)
             .stderr(Stdio::inherit())
             .output()
@@ -48,6 +60,30 @@ impl OwnCluster {
             "cluster.sh up printed no kubeconfig path"
         );
         Ok(cluster)
+    }
+
+    /// Runs `cluster.sh COMMAND ARGS…` for this cluster; its stdout's last line.
+    pub fn script(&self, command: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg(command)
+            .args(args)
+            .env("KSEAL_CLUSTER_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running cluster.sh {command}"))?;
+        ensure!(
+            out.status.success(),
+            "cluster.sh {command} failed: {}",
+            out.status
+        );
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
     }
 
     /// The admin kubeconfig file.

@@ -21,6 +21,7 @@ mod kubeseal;
 mod kustomize;
 mod leader;
 mod node;
+mod pods;
 mod proxy;
 mod readme;
 mod scale;

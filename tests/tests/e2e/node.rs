@@ -148,7 +148,15 @@ async fn pod_runs_and_reaches_the_apiserver_through_the_kubernetes_service() -> 
         let out = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig_path())
-            .args(["-n", ns.name(), "exec", "probe", "--", "/kseal-probe", "once"])
+            .args([
+                "-n",
+                ns.name(),
+                "exec",
+                "probe",
+                "--",
+                "/kseal-probe",
+                "once",
+            ])
             .stdin(Stdio::null())
             .output()
             .context("running kubectl exec")?;
