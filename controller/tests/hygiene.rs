@@ -92,6 +92,11 @@ fn the_controller_turns_core_dumps_off_at_start() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Core dumps go off first thing; the line saying so is logged once logging is set up, a
+    // moment later (on an idle machine the limits were seen and the process killed before).
+    if seen {
+        std::thread::sleep(Duration::from_millis(1500));
+    }
     let still_running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let _ = child.wait();
