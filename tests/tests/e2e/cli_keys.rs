@@ -173,9 +173,18 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
         );
         Ok(all.into_iter().filter(|k| k["type"] == "rsa").collect())
     };
-    let r = keys_cmd(&["list", "-o", "json"], &admin)?;
-    ok(&r, "keys list")?;
-    let keys = rsa_keys(&r.stdout)?;
+    // The controller writes its age identity a moment after its RSA key (which start() waits
+    // for): list until both are there.
+    let keys = kseal_e2e::eventually(
+        "keys list to show the RSA key and the age identity",
+        std::time::Duration::from_secs(60),
+        || async {
+            let r = keys_cmd(&["list", "-o", "json"], &admin)?;
+            ok(&r, "keys list")?;
+            Ok(rsa_keys(&r.stdout).ok())
+        },
+    )
+    .await?;
     ensure!(keys.len() == 1, "{keys:?}");
     ensure!(keys[0]["sealing"] == true && keys[0]["state"] == "active");
     let first = keys[0]["fingerprint"].as_str().context("fp")?.to_owned();
