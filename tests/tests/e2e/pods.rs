@@ -12,6 +12,8 @@
 //! certificate; a SealedSecret sealed by `kseal seal` becomes its Secret; the leader Pod deleted,
 //! the other replica leads within the lease and the Deployment replaces the Pod, still one key;
 //! `kubectl logs` (pods/log) is JSON without the plaintext; metrics are scraped from a Pod.
+//! Then, on a second cluster: an upgrade over Bitnami's release layout and the README's
+//! uninstall ([`upgrade_from_bitnami`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -328,5 +330,290 @@ async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> 
          memory (working set): {memory:?}"
     );
     drop(cluster);
+
+    upgrade_from_bitnami(&scratch.path().join("bitnami"), &archive).await
+}
+
+/// Bitnami's static release manifest (controller.yaml's names, labels, selector and unnamed
+/// Service port), its Deployment running kseal's image (Bitnami's cannot be pulled here; only
+/// the command differs), with a Bitnami key Secret (the Go test key) and a SealedSecret that
+/// kubeseal sealed for it.
+fn bitnami_manifest(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: sealed-secrets-controller, namespace: kube-system, labels: {{name: sealed-secrets-controller}}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: secrets-unsealer, labels: {{name: secrets-unsealer}}}}
+rules:
+- {{apiGroups: [bitnami.com], resources: [sealedsecrets], verbs: [get, list, watch]}}
+- {{apiGroups: [bitnami.com], resources: [sealedsecrets/status], verbs: [update]}}
+- {{apiGroups: [""], resources: [secrets], verbs: [get, list, create, update, delete, watch]}}
+- {{apiGroups: [""], resources: [events], verbs: [create, patch]}}
+- {{apiGroups: [""], resources: [namespaces], verbs: [get]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: sealed-secrets-controller, labels: {{name: sealed-secrets-controller}}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: secrets-unsealer}}
+subjects: [{{kind: ServiceAccount, name: sealed-secrets-controller, namespace: kube-system}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: sealed-secrets-key-admin, namespace: kube-system, labels: {{name: sealed-secrets-key-admin}}}}
+rules: [{{apiGroups: [""], resources: [secrets], verbs: [create, list]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: sealed-secrets-controller, namespace: kube-system, labels: {{name: sealed-secrets-controller}}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: sealed-secrets-key-admin}}
+subjects: [{{kind: ServiceAccount, name: sealed-secrets-controller, namespace: kube-system}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: sealed-secrets-service-proxier, namespace: kube-system, labels: {{name: sealed-secrets-service-proxier}}}}
+rules:
+- {{apiGroups: [""], resources: [services], resourceNames: [sealed-secrets-controller], verbs: [get]}}
+- {{apiGroups: [""], resources: [services/proxy], resourceNames: ["http:sealed-secrets-controller:", sealed-secrets-controller], verbs: [create, get]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: sealed-secrets-service-proxier, namespace: kube-system, labels: {{name: sealed-secrets-service-proxier}}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: sealed-secrets-service-proxier}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:authenticated"}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: sealed-secrets-controller, namespace: kube-system, labels: {{name: sealed-secrets-controller}}}}
+spec: {{type: ClusterIP, selector: {{name: sealed-secrets-controller}}, ports: [{{port: 8080, targetPort: 8080}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: sealed-secrets-controller, namespace: kube-system, labels: {{name: sealed-secrets-controller}}}}
+spec:
+  replicas: 1
+  revisionHistoryLimit: 2
+  selector: {{matchLabels: {{name: sealed-secrets-controller}}}}
+  template:
+    metadata: {{labels: {{name: sealed-secrets-controller}}}}
+    spec:
+      serviceAccountName: sealed-secrets-controller
+      securityContext: {{fsGroup: 65534}}
+      containers:
+      - name: sealed-secrets-controller
+        image: {image}
+        imagePullPolicy: IfNotPresent
+        command: [kseal-controller]
+        args: []
+        ports: [{{name: http, containerPort: 8080}}, {{name: metrics, containerPort: 8081}}]
+        livenessProbe: {{httpGet: {{path: /healthz, port: http}}}}
+        readinessProbe: {{httpGet: {{path: /healthz, port: http}}}}
+        securityContext: {{readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 1001}}
+        volumeMounts: [{{name: tmp, mountPath: /tmp}}]
+      volumes: [{{name: tmp, emptyDir: {{}}}}]
+"#
+    )
+}
+
+/// A cluster laid out as Bitnami's release installs it, then `kseal install --apply --wait`:
+/// the Secret is unchanged, the old key still opens new and old SealedSecrets, kubeseal's
+/// `--fetch-cert` and `--validate` still work; then the README's uninstall keeps Secrets and keys.
+async fn upgrade_from_bitnami(dir: &Path, archive: &Path) -> Result<()> {
+    let cluster = OwnCluster::up_with_node(dir)?;
+    let kc = cluster.kubeconfig_path().to_path_buf();
+    let client = cluster.client().await?;
+    let image = cluster.script("image", &[archive.as_os_str()])?;
+    let kseal = kseal_e2e::bins::kseal_binary()?;
+    let kubeseal = dir.join("kubeseal");
+    std::os::unix::fs::symlink(&kseal, &kubeseal)?;
+    let kubectl = Path::new("kubectl");
+    let data = repo().join("crypto/tests/data");
+
+    // The CRD, Bitnami's key Secret, Bitnami's manifest.
+    run(
+        kubectl,
+        &[
+            "apply",
+            "-f",
+            repo()
+                .join("crds/sealedsecret-crd.yaml")
+                .to_str()
+                .context("path")?,
+        ],
+        &kc,
+    )?;
+    let key = std::fs::read(data.join("go_rsa2048.key"))?;
+    let crt = std::fs::read(data.join("go_rsa2048.crt"))?;
+    let key_secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "sealed-secrets-keyq7k2x", "namespace": NS,
+                     "labels": {"sealedsecrets.bitnami.com/sealed-secrets-key": "active"}},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.key": base64_of(&key), "tls.crt": base64_of(&crt)},
+    }))?;
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &key_secret)
+        .await?;
+    let manifest = dir.join("controller.yaml");
+    std::fs::write(&manifest, bitnami_manifest(&image))?;
+    run(
+        kubectl,
+        &["apply", "-f", manifest.to_str().context("path")?],
+        &kc,
+    )?;
+    let pods = Api::<Pod>::namespaced(client.clone(), NS);
+    eventually("Bitnami's Deployment to run", WAIT, || async {
+        Ok((ready_pods(&pods).await?.len() == 1).then_some(()))
+    })
+    .await?;
+
+    // A SealedSecret sealed by kubeseal for Bitnami's key becomes its Secret.
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "apps"}}))?,
+        )
+        .await?;
+    let go_cert = data.join("go_rsa2048.crt");
+    let seal_with_kubeseal = |name: &str, value: &str| -> Result<String> {
+        let input = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &input,
+            format!(
+                "apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: apps}}
+stringData: {{password: {value}}}
+"
+            ),
+        )?;
+        run(
+            &kubeseal,
+            &[
+                "--cert",
+                go_cert.to_str().context("path")?,
+                "-f",
+                input.to_str().context("path")?,
+            ],
+            &kc,
+        )
+    };
+    let create = |json: String| {
+        let client = client.clone();
+        async move {
+            let ss: SealedSecret = serde_json::from_str(&json)?;
+            Api::<SealedSecret>::namespaced(client, "apps")
+                .create(&PostParams::default(), &ss)
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    let old_sealed = seal_with_kubeseal("old", "from-bitnami-days")?;
+    create(old_sealed.clone()).await?;
+    let secrets = Api::<Secret>::namespaced(client.clone(), "apps");
+    let before = eventually("the Secret of Bitnami's days", WAIT, || async {
+        Ok(secrets.get_opt("old").await?)
+    })
+    .await?;
+
+    // The upgrade.
+    run(
+        &kseal,
+        &[
+            "install",
+            "--apply",
+            "--wait",
+            "--timeout",
+            "240s",
+            "--image",
+            &image,
+        ],
+        &kc,
+    )?;
+    let ready = ready_pods(&pods).await?;
+    ensure!(ready.len() == 2, "after the upgrade, ready Pods: {ready:?}");
+    let after = secrets.get("old").await?;
+    ensure!(
+        after.metadata.uid == before.metadata.uid && after.data == before.data,
+        "the upgrade changed the Secret of Bitnami's days"
+    );
+    ensure!(
+        Api::<Secret>::namespaced(client.clone(), NS)
+            .get_opt("sealed-secrets-keyq7k2x")
+            .await?
+            .is_some(),
+        "Bitnami's key Secret is gone"
+    );
+    // The old key still opens a new SealedSecret sealed for it.
+    create(seal_with_kubeseal("new", "after-the-upgrade")?).await?;
+    let new = eventually("a new Secret sealed for the old key", WAIT, || async {
+        Ok(secrets.get_opt("new").await?)
+    })
+    .await?;
+    ensure!(new
+        .data
+        .and_then(|d| d.get("password").cloned())
+        .is_some_and(|v| v.0 == b"after-the-upgrade"));
+    // kubeseal scripts: --fetch-cert gives the old key's certificate (the newest), --validate
+    // says the committed file opens.
+    let fetched = run(&kubeseal, &["--fetch-cert"], &kc)?;
+    ensure!(
+        Certificate::from_pem(fetched.as_bytes())? == Certificate::from_pem(&crt)?,
+        "kubeseal --fetch-cert after the upgrade gave another certificate"
+    );
+    let file = dir.join("old-sealed.json");
+    std::fs::write(&file, &old_sealed)?;
+    run(
+        &kubeseal,
+        &["--validate", "-f", file.to_str().context("path")?],
+        &kc,
+    )?;
+
+    // The README's uninstall: the controller goes, Secrets and keys stay.
+    let readme = std::fs::read_to_string(repo().join("README.md"))?;
+    let start = readme
+        .find("<!-- quickstart:uninstall -->")
+        .context("uninstall block")?;
+    let block = &readme[start..];
+    let block = &block[block.find("```sh").context("sh block")? + 5..];
+    let block = &block[..block.find("```").context("end of block")?];
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", block])
+        .current_dir(dir)
+        .env("KUBECONFIG", &kc)
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/bin:/bin",
+                kseal.parent().context("bin dir")?.display()
+            ),
+        )
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "the README's uninstall: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the controller Pods to go", WAIT, || async {
+        Ok(pods
+            .list(&ListParams::default().labels(SELECTOR))
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    ensure!(secrets.get_opt("old").await?.is_some() && secrets.get_opt("new").await?.is_some());
+    ensure!(
+        key_count(&client).await? >= 1,
+        "the uninstall deleted the keys"
+    );
+    drop(cluster);
     Ok(())
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
