@@ -13,7 +13,8 @@
 //! the other replica leads within the lease and the Deployment replaces the Pod, still one key;
 //! `kubectl logs` (pods/log) is JSON without the plaintext; metrics are scraped from a Pod.
 //! Then, on a second cluster: an upgrade over Bitnami's release layout and the README's
-//! uninstall ([`upgrade_from_bitnami`]).
+//! uninstall ([`upgrade_from_bitnami`]); on a third, the kustomize base applied with
+//! `kubectl apply -k` ([`kustomize_on_the_node`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -331,7 +332,64 @@ async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> 
     );
     drop(cluster);
 
-    upgrade_from_bitnami(&scratch.path().join("bitnami"), &archive).await
+    upgrade_from_bitnami(&scratch.path().join("bitnami"), &archive).await?;
+    kustomize_on_the_node(&scratch.path().join("kustomize"), &archive).await
+}
+
+/// The committed kustomize base (`deploy/kustomize`), through an overlay that sets the image as
+/// the base's comment shows, applied with `kubectl apply -k` (as Argo CD or Flux would): the
+/// controller runs, two replicas Ready, and `kseal cert` gets its certificate. Kubernetes 1.20
+/// has no policy/v1, so only the base's PodDisruptionBudget is refused here.
+async fn kustomize_on_the_node(dir: &Path, archive: &Path) -> Result<()> {
+    let cluster = OwnCluster::up_with_node(dir)?;
+    let kc = cluster.kubeconfig_path().to_path_buf();
+    let client = cluster.client().await?;
+    let image = cluster.script("image", &[archive.as_os_str()])?;
+    let (name, tag) = image
+        .rsplit_once(':')
+        .context("an image reference with a tag")?;
+    let overlay = dir.join("overlay");
+    std::fs::create_dir(&overlay)?;
+    std::os::unix::fs::symlink(repo().join("deploy/kustomize"), dir.join("base"))?;
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: ghcr.io/kseal/kseal-controller\n    newName: {name}\n    newTag: {tag}\n"
+        ),
+    )?;
+    let out = Command::new("kubectl")
+        .args(["apply", "-k", overlay.to_str().context("path")?])
+        .env("KUBECONFIG", &kc)
+        .output()
+        .context("running kubectl")?;
+    let errors = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success()
+            || errors
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .all(|l| l.contains("PodDisruptionBudget")),
+        "kubectl apply -k: {errors}"
+    );
+    let pods = Api::<Pod>::namespaced(client.clone(), NS);
+    let t = Instant::now();
+    eventually("two ready Pods from the kustomize base", WAIT, || async {
+        Ok((ready_pods(&pods).await?.len() == 2).then_some(()))
+    })
+    .await?;
+    let kseal = kseal_e2e::bins::kseal_binary()?;
+    let pem = eventually("kseal cert", WAIT, || async {
+        Ok(run(&kseal, &["cert", "--pem"], &kc).ok())
+    })
+    .await?;
+    Certificate::from_pem(pem.as_bytes())?;
+    ensure!(key_count(&client).await? == 1, "not exactly one key");
+    eprintln!(
+        "pods: kubectl apply -k to two ready Pods and a certificate: {:.1?}",
+        t.elapsed()
+    );
+    drop(cluster);
+    Ok(())
 }
 
 /// Bitnami's static release manifest (controller.yaml's names, labels, selector and unnamed
