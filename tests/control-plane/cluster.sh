@@ -25,8 +25,11 @@
 #   env           print the state (ports, PIDs, paths) as shell assignments.
 #   check-listen  fail unless every socket our processes listen on is loopback
 #                 (with a node: loopback or exactly the bridge address).
-#   image         import an OCI (or docker-save) image archive into the node's
-#                 containerd; print the image reference as the LAST line. An OCI
+#   image [ARCHIVE [NAME]]
+#                 without ARCHIVE: build the controller image from the working tree
+#                 (controller/image/build.sh, a release build) and import it. Else
+#                 import an OCI (or docker-save) image archive into the node's
+#                 containerd. Prints the image reference as the LAST line. An OCI
 #                 archive whose index names its images by tag only is imported
 #                 as NAME:<tag> (default kseal.local/<file name>:<tag>).
 #   probe-image   build and import the node's test image (node/probe.c, static)
@@ -1306,10 +1309,19 @@ node_claim() {
 
 # Import an OCI image archive into the node's containerd; print its reference last.
 cmd_image() {
-  ((${#ARGS[@]} >= 1 && ${#ARGS[@]} <= 2)) || die "usage: cluster.sh image ARCHIVE [NAME]"
+  ((${#ARGS[@]} <= 2)) || die "usage: cluster.sh image [ARCHIVE [NAME]]"
   load_state || die "no cluster state in $CLUSTER_DIR"
   [[ ${NODE_RUNNING:-0} == 1 ]] && live_pid containerd >/dev/null ||
     die "no node runs in $CLUSTER_DIR (start it with: cluster.sh up --node)"
+  if ((${#ARGS[@]} == 0)); then
+    # No archive: the controller image from the working tree (release build, build.sh).
+    local archive=$CLUSTER_DIR/kseal-controller.oci.tar
+    local here
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    bash "$here/../../controller/image/build.sh" -o "$archive" >&2 ||
+      die "controller/image/build.sh failed"
+    ARGS=("$archive")
+  fi
   import_image "${ARGS[@]}"
 }
 
