@@ -58,6 +58,24 @@ fn run(program: &Path, args: &[&str], kubeconfig: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `kseal install --apply --wait --image IMAGE`, as a user installs the controller.
+fn install(kseal: &Path, image: &str, kubeconfig: &Path) -> Result<()> {
+    run(
+        kseal,
+        &[
+            "install",
+            "--apply",
+            "--wait",
+            "--timeout",
+            "240s",
+            "--image",
+            image,
+        ],
+        kubeconfig,
+    )
+    .map(drop)
+}
+
 async fn ready_pods(pods: &Api<Pod>) -> Result<Vec<String>> {
     let list = pods.list(&ListParams::default().labels(SELECTOR)).await?;
     Ok(list
@@ -137,19 +155,7 @@ async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> 
     // kseal install --apply --wait.
     let kseal = kseal_e2e::bins::kseal_binary()?;
     let t = Instant::now();
-    run(
-        &kseal,
-        &[
-            "install",
-            "--apply",
-            "--wait",
-            "--timeout",
-            "240s",
-            "--image",
-            &image,
-        ],
-        &kc,
-    )?;
+    install(&kseal, &image, &kc)?;
     let install_to_ready = t.elapsed();
     let pods = Api::<Pod>::namespaced(client.clone(), NS);
     let leases = Api::<Lease>::namespaced(client.clone(), NS);
@@ -576,19 +582,7 @@ stringData: {{password: {value}}}
     .await?;
 
     // The upgrade.
-    run(
-        &kseal,
-        &[
-            "install",
-            "--apply",
-            "--wait",
-            "--timeout",
-            "240s",
-            "--image",
-            &image,
-        ],
-        &kc,
-    )?;
+    install(&kseal, &image, &kc)?;
     let ready = ready_pods(&pods).await?;
     ensure!(ready.len() == 2, "after the upgrade, ready Pods: {ready:?}");
     let after = secrets.get("old").await?;
@@ -630,14 +624,9 @@ stringData: {{password: {value}}}
 
     // The README's uninstall: the controller goes, Secrets and keys stay.
     let readme = std::fs::read_to_string(repo().join("README.md"))?;
-    let start = readme
-        .find("<!-- quickstart:uninstall -->")
-        .context("uninstall block")?;
-    let block = &readme[start..];
-    let block = &block[block.find("```sh").context("sh block")? + 5..];
-    let block = &block[..block.find("```").context("end of block")?];
+    let block = crate::readme::quickstart(&readme, "uninstall")?;
     let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", block])
+        .args(["-euo", "pipefail", "-c", &block])
         .current_dir(dir)
         .env("KUBECONFIG", &kc)
         .env(

@@ -30,7 +30,7 @@ fn repo() -> PathBuf {
 
 /// The shell of the `sh` blocks between `<!-- quickstart:NAME -->` and the next
 /// `<!-- /quickstart -->`.
-fn quickstart(readme: &str, name: &str) -> Result<String> {
+pub(crate) fn quickstart(readme: &str, name: &str) -> Result<String> {
     let marker = format!("<!-- quickstart:{name} -->");
     let start = readme
         .find(&marker)
