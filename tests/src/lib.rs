@@ -63,7 +63,7 @@ pub use controller::{Controller, ControllerBuilder};
 pub use identity::{Identity, Permissions};
 pub use namespace::TestNamespace;
 pub use netns::{NetNs, ProxiedController};
-pub use own_cluster::OwnCluster;
+pub use own_cluster::{apply_kustomization, OwnCluster};
 pub use wait::{api_error_code, eventually, is_api_error};
 
 /// Re-exported so tests can build PolicyRules etc. without naming versions twice.

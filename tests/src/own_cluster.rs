@@ -111,3 +111,27 @@ impl Drop for OwnCluster {
             .status();
     }
 }
+
+/// `kubectl apply -k DIR` with `kubeconfig`; kubectl's stdout (one line per object applied).
+/// The kustomize base's PodDisruptionBudget is policy/v1, which Kubernetes 1.20 (the test
+/// control plane) does not serve: a refusal of exactly that is allowed, any other error fails.
+pub fn apply_kustomization(kubeconfig: &Path, dir: &Path) -> Result<String> {
+    let out = Command::new("kubectl")
+        .arg("apply")
+        .arg("-k")
+        .arg(dir)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .context("running kubectl (the e2e tests need it on PATH)")?;
+    let errors = String::from_utf8_lossy(&out.stderr);
+    let only_the_pdb = errors
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .all(|l| l.contains("PodDisruptionBudget") && l.contains("policy/v1"));
+    ensure!(
+        out.status.success() || only_the_pdb,
+        "kubectl apply -k {}: {errors}",
+        dir.display()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

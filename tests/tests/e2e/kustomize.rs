@@ -7,14 +7,14 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{ensure, Context as _, Result};
+use anyhow::{ensure, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kseal_e2e::kube::Api;
-use kseal_e2e::OwnCluster;
+use kseal_e2e::{apply_kustomization, OwnCluster};
 
 async fn image(deployments: &Api<Deployment>) -> Result<String> {
     let d = deployments.get("sealed-secrets-controller").await?;
@@ -41,22 +41,7 @@ async fn the_kustomize_base_applies_with_kubectl() -> Result<()> {
     // Kubernetes 1.20 (the test control plane) has no policy/v1: the base's PodDisruptionBudget
     // is refused there and only there (`kseal install` sends policy/v1beta1 to such a server;
     // the base is for 1.21 and newer). Everything else must apply.
-    let out = Command::new("kubectl")
-        .args(["apply", "-k", base.to_str().context("path")?])
-        .env("KUBECONFIG", kc)
-        .output()
-        .context("running kubectl")?;
-    let applied = String::from_utf8_lossy(&out.stdout).into_owned();
-    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
-    let only_the_pdb = errors
-        .lines()
-        .filter(|l| l.starts_with("error"))
-        .all(|l| l.contains("PodDisruptionBudget") && l.contains("policy/v1"));
-    ensure!(
-        out.status.success() || only_the_pdb,
-        "kubectl apply -k {}: {errors}",
-        base.display()
-    );
+    let applied = apply_kustomization(kc, &base)?;
     for object in [
         "customresourcedefinition.apiextensions.k8s.io/sealedsecrets.bitnami.com",
         "deployment.apps/sealed-secrets-controller",
@@ -99,19 +84,7 @@ async fn the_kustomize_base_applies_with_kubectl() -> Result<()> {
         overlay.join("kustomization.yaml"),
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: ghcr.io/kseal/kseal-controller\n    newName: registry.example/kseal-controller\n    newTag: v9.9.9\n"
     )?;
-    let out = Command::new("kubectl")
-        .args(["apply", "-k", overlay.to_str().context("path")?])
-        .env("KUBECONFIG", kc)
-        .output()?;
-    let errors = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.success()
-            || errors
-                .lines()
-                .filter(|l| l.starts_with("error"))
-                .all(|l| l.contains("PodDisruptionBudget")),
-        "kubectl apply -k overlay: {errors}"
-    );
+    apply_kustomization(kc, &overlay)?;
     ensure!(image(&deployments).await? == "registry.example/kseal-controller:v9.9.9");
 
     // `kseal install --apply` over the base: the same objects, taken over, nothing refused.

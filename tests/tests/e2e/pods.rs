@@ -29,7 +29,7 @@ use kseal_crypto::Certificate;
 use kseal_e2e::controller::{controller_binary, KEY_LABEL_SELECTOR};
 use kseal_e2e::kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use kseal_e2e::kube::{Api, Client};
-use kseal_e2e::{eventually, OwnCluster};
+use kseal_e2e::{apply_kustomization, eventually, OwnCluster};
 
 const NS: &str = "kube-system";
 const NAME: &str = "sealed-secrets-controller";
@@ -363,20 +363,7 @@ async fn kustomize_on_the_node(dir: &Path, archive: &Path) -> Result<()> {
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: ghcr.io/kseal/kseal-controller\n    newName: {name}\n    newTag: {tag}\n"
         ),
     )?;
-    let out = Command::new("kubectl")
-        .args(["apply", "-k", overlay.to_str().context("path")?])
-        .env("KUBECONFIG", &kc)
-        .output()
-        .context("running kubectl")?;
-    let errors = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.success()
-            || errors
-                .lines()
-                .filter(|l| l.starts_with("error"))
-                .all(|l| l.contains("PodDisruptionBudget")),
-        "kubectl apply -k: {errors}"
-    );
+    apply_kustomization(&kc, &overlay)?;
     let pods = Api::<Pod>::namespaced(client.clone(), NS);
     let t = Instant::now();
     eventually("two ready Pods from the kustomize base", WAIT, || async {
