@@ -30,7 +30,7 @@ use crate::http::server::{serve_listener, ServeOptions};
 use crate::keys::manager::{KeyManager, KeyPolicy};
 use crate::keys::store::KeyStore;
 use crate::keys::tasks;
-use crate::leader::Elector;
+use crate::leader::{Elector, Fence};
 use crate::metrics::{self, Metrics};
 use crate::planner::PlanOptions;
 use crate::reconciler::{self, Context, ReconcileOptions};
@@ -158,7 +158,33 @@ pub async fn run(
     tokio::spawn(metrics::follow_keys(metrics.clone(), keys.subscribe()));
 
     // 2. Keys.
-    let loaded = keys.load().await.context("cannot load the sealing keys")?;
+    // An API server that is down at start is waited for (with backoff), not a crash; SIGTERM
+    // meanwhile ends the process at once.
+    let mut delay = Duration::from_millis(500);
+    let loaded = loop {
+        let attempt = tokio::select! {
+            () = shutdown.cancelled() => {
+                tracing::info!("shut down before the keys were loaded");
+                return Ok(());
+            }
+            r = keys.load() => r,
+        };
+        match attempt {
+            Ok(loaded) => break loaded,
+            Err(e) if is_transient(&e) => {
+                tracing::warn!(error = %e, "cannot load the sealing keys; retrying in {delay:?}");
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        tracing::info!("shut down before the keys were loaded");
+                        return Ok(());
+                    }
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e).context("cannot load the sealing keys"),
+        }
+    };
     for e in &loaded.unreadable {
         tracing::warn!(error = %e, "ignoring an unreadable key Secret");
     }
@@ -175,6 +201,7 @@ pub async fn run(
     // 3. Leader election.
     let (leading_tx, mut leading) = watch::channel(false);
     let mut elector_task = None;
+    let mut fence = Fence::always();
     if config.leader_elect {
         let elector = Elector::new(
             Api::<Lease>::namespaced(client.clone(), &config.namespace),
@@ -192,6 +219,7 @@ pub async fn run(
                 leading_tx.send_replace(true);
             }
             first => {
+                fence = elector.fence();
                 if let Ok(true) = first {
                     leading_tx.send_replace(true);
                 }
@@ -242,7 +270,10 @@ pub async fn run(
     }
 
     // 4. Reconcile while leading.
-    let scopes = scopes(&config, &client).await;
+    let scopes = tokio::select! {
+        () = shutdown.cancelled() => Vec::new(),
+        s = scopes(&config, &client) => s,
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         keys.subscribe(),
@@ -263,6 +294,7 @@ pub async fn run(
             label_selector: config.label_selector.clone(),
             concurrency: 4,
             work: work.clone(),
+            fence: fence.clone(),
         },
     ));
     loop {
@@ -282,12 +314,19 @@ pub async fn run(
                 }
             });
         }
-        let key_duties = tasks::lead_keys(
-            keys.clone(),
-            config.key_renew_period,
-            &mut renew_rx,
-            term.clone(),
-        );
+        let key_duties = async {
+            // Its API calls may hang on a dead connection: the end of the term does not wait.
+            tokio::select! {
+                () = term.cancelled() => {}
+                () = tasks::lead_keys(
+                    keys.clone(),
+                    config.key_renew_period,
+                    &mut renew_rx,
+                    fence.clone(),
+                    term.clone(),
+                ) => {}
+            }
+        };
         let reconcilers = async {
             // Reconcile only once a key exists (the leader generates the first one).
             let mut rx = keys.subscribe();
@@ -350,5 +389,20 @@ async fn scopes(config: &Config, client: &Client) -> Vec<Option<String>> {
             }
             out
         }
+    }
+}
+
+/// Whether a failure to load the keys is worth retrying: the API server is unreachable or
+/// answered with a server-side error. A refusal (RBAC, a bad request) or a key that cannot be
+/// read ends the start with its message instead.
+fn is_transient(e: &crate::keys::store::KeyStoreError) -> bool {
+    use crate::keys::store::KeyStoreError;
+    match e {
+        KeyStoreError::List { cause, .. } => match cause {
+            kube::Error::Api(s) => s.code >= 500 || s.code == 429,
+            kube::Error::Auth(_) => false,
+            _ => true,
+        },
+        _ => false,
     }
 }

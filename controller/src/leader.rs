@@ -74,6 +74,62 @@ pub fn decide(
     }
 }
 
+/// Whether this replica may still act as the leader, checked right before every write a
+/// leader makes (a Secret, a status, a key). A leader that was frozen (SIGSTOP, a paused VM, a
+/// long GC stall) past its Lease wakes up believing it leads; its in-flight work must not
+/// write before the election loop has noticed. The fence holds only while the last successful
+/// renewal is younger than the renew deadline (two thirds of the Lease duration), on the
+/// monotonic clock, which keeps counting while the process is stopped. Another replica can
+/// take the Lease only after the full duration, so a fenced leader never writes at the same
+/// time as its successor (docs/controller.md, "Faults and shutdown").
+#[derive(Debug, Clone)]
+pub struct Fence {
+    inner: std::sync::Arc<FenceInner>,
+}
+
+#[derive(Debug)]
+struct FenceInner {
+    renewed: std::sync::Mutex<Option<Instant>>,
+    deadline: Option<Duration>,
+}
+
+impl Fence {
+    /// A fence that always holds: leader election is off (one replica, or no Lease rights).
+    pub fn always() -> Fence {
+        Fence {
+            inner: std::sync::Arc::new(FenceInner {
+                renewed: std::sync::Mutex::new(None),
+                deadline: None,
+            }),
+        }
+    }
+
+    fn with_deadline(deadline: Duration) -> Fence {
+        Fence {
+            inner: std::sync::Arc::new(FenceInner {
+                renewed: std::sync::Mutex::new(None),
+                deadline: Some(deadline),
+            }),
+        }
+    }
+
+    fn set(&self, renewed: Option<Instant>) {
+        *self.inner.renewed.lock().unwrap_or_else(|e| e.into_inner()) = renewed;
+    }
+
+    /// Whether a write may go out now.
+    pub fn holds(&self) -> bool {
+        let Some(deadline) = self.inner.deadline else {
+            return true;
+        };
+        self.inner
+            .renewed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < deadline)
+    }
+}
+
 /// One candidate for one Lease.
 #[derive(Clone)]
 pub struct Elector {
@@ -82,6 +138,7 @@ pub struct Elector {
     identity: String,
     duration: SignedDuration,
     retry: Duration,
+    fence: Fence,
 }
 
 impl std::fmt::Debug for Elector {
@@ -113,12 +170,32 @@ impl Elector {
             identity: identity.to_string(),
             duration,
             retry,
+            fence: Fence::with_deadline(Duration::from_secs_f64(
+                duration.as_secs_f64().max(0.0) * 2.0 / 3.0,
+            )),
         }
+    }
+
+    /// The fence of this candidate's leadership (see [`Fence`]).
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
     }
 
     /// Reads the Lease, decides, and writes with the resourceVersion that was read. Returns
     /// whether this candidate holds the Lease now; losing a write race is `Ok(false)`.
     pub async fn try_once(&self) -> Result<bool, kube::Error> {
+        // The fence counts from before the read: the Lease may be as old as that.
+        let started = Instant::now();
+        let held = self.try_once_inner().await;
+        match &held {
+            Ok(true) => self.fence.set(Some(started)),
+            Ok(false) => self.fence.set(None),
+            Err(_) => {}
+        }
+        held
+    }
+
+    async fn try_once_inner(&self) -> Result<bool, kube::Error> {
         let lease = self.api.get_opt(&self.name).await?;
         let spec = match decide(
             &self.identity,
@@ -195,7 +272,13 @@ impl Elector {
         let mut last_renewal: Option<Instant> = None;
         tokio::pin!(shutdown);
         loop {
-            match self.try_once().await {
+            // A request into a dead connection may hang for the client's timeouts: shutdown
+            // must not wait for it.
+            let attempt = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.try_once() => r,
+            };
+            match attempt {
                 Ok(true) => {
                     last_renewal = Some(Instant::now());
                     leading.send_if_modified(|l| !std::mem::replace(l, true));
@@ -217,8 +300,17 @@ impl Elector {
             }
         }
         leading.send_if_modified(|l| std::mem::replace(l, false));
-        if let Err(e) = self.release().await {
-            tracing::warn!(lease = %self.name, error = %e, "leader election: cannot release the Lease");
+        self.fence.set(None);
+        match tokio::time::timeout(crate::shutdown::LEASE_RELEASE_TIMEOUT, self.release()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(lease = %self.name, error = %e, "leader election: cannot release the Lease")
+            }
+            Err(_) => tracing::warn!(
+                lease = %self.name,
+                "leader election: the Lease was not released within {:?}; the next leader waits for it to expire",
+                crate::shutdown::LEASE_RELEASE_TIMEOUT
+            ),
         }
     }
 }
@@ -226,6 +318,22 @@ impl Elector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fence_holds_only_within_the_renew_deadline() {
+        assert!(Fence::always().holds(), "no election: always");
+        let f = Fence::with_deadline(Duration::from_secs(10));
+        assert!(!f.holds(), "never renewed");
+        f.set(Some(Instant::now()));
+        assert!(f.holds(), "just renewed");
+        f.set(Instant::now().checked_sub(Duration::from_secs(11)));
+        assert!(
+            !f.holds(),
+            "renewed longer ago than the deadline (a frozen leader)"
+        );
+        f.set(None);
+        assert!(!f.holds(), "lost");
+    }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn t(s: i64) -> Timestamp {

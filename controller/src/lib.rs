@@ -8,6 +8,7 @@
 pub mod app;
 pub mod config;
 pub mod events;
+pub mod failpoint;
 pub mod http;
 pub mod hygiene;
 pub mod keys;
@@ -17,5 +18,6 @@ pub mod metrics;
 pub mod planner;
 pub mod ratelimit;
 pub mod reconciler;
+pub mod shutdown;
 pub mod web;
 pub mod work;

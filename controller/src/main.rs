@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use kseal_controller::config::Flags;
+use kseal_controller::shutdown::SHUTDOWN_DEADLINE;
 use kseal_controller::{app, hygiene, logging};
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +45,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(config)) {
+    let result = runtime.block_on(run(config));
+    // Key generation may still run on a blocking thread: abandon it (the key was not stored).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let text = logging::error_chain(e.as_ref());
@@ -78,5 +82,16 @@ async fn run(config: kseal_controller::config::Config) -> anyhow::Result<()> {
         }
         stop.cancel();
     });
-    app::run(config, client, VERSION, shutdown, usr1_rx).await
+    // Every wait on the way out is bounded (kseal_controller::shutdown); this is the backstop.
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_DEADLINE).await;
+    };
+    tokio::select! {
+        r = app::run(config, client, VERSION, shutdown.clone(), usr1_rx) => r,
+        () = deadline => {
+            tracing::warn!("shutdown took longer than {SHUTDOWN_DEADLINE:?}: exiting anyway");
+            Ok(())
+        }
+    }
 }

@@ -319,6 +319,27 @@ impl Metrics {
         }
     }
 
+    /// After a (re)list of `namespace` (`None`: every namespace): drops the condition series
+    /// of SealedSecrets the list no longer holds. Their deletions happened while no watch was
+    /// open (a relist after 410 Gone, a leader change), so no delete event removed them.
+    pub fn retain_conditions(
+        &self,
+        namespace: Option<&str>,
+        listed: &std::collections::HashSet<(String, String)>,
+    ) {
+        let mut by_object = lock(&self.conditions_by_object);
+        let gone: Vec<(String, String)> = by_object
+            .keys()
+            .filter(|k| namespace.is_none_or(|ns| k.0 == ns) && !listed.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            for old in by_object.remove(&key).unwrap_or_default() {
+                self.condition_info.remove(&old);
+            }
+        }
+    }
+
     /// Records one HTTP request of the main server (promhttp's counter and duration histogram).
     /// `path` is the route, never the raw request path, so the label set stays bounded.
     pub fn observe_http(&self, path: &str, method: &Method, status: StatusCode, elapsed: Duration) {

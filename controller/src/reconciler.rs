@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt as _, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kseal_crds::{SealedSecret, SealedSecretStatus, ANNOTATION_MANAGED};
@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::EventRecorder;
 use crate::keys::registry::KeyRegistry;
+use crate::leader::Fence;
 use crate::metrics::{Metrics, UnsealErrorReason};
 use crate::planner::{self, EventSpec, Plan, PlanOptions, Write, CONDITION_SYNCED};
 use crate::work::PrivateKeyWork;
@@ -67,6 +68,8 @@ pub struct ReconcileOptions {
     pub concurrency: u16,
     /// The private-key work limit shared with the HTTP API.
     pub work: PrivateKeyWork,
+    /// Checked before every write: a stale leader writes nothing (see [`Fence`]).
+    pub fence: Fence,
 }
 
 impl Default for ReconcileOptions {
@@ -78,6 +81,7 @@ impl Default for ReconcileOptions {
             max_retries: 5,
             label_selector: None,
             concurrency: 4,
+            fence: Fence::always(),
             work: PrivateKeyWork::default(),
         }
     }
@@ -132,6 +136,33 @@ pub enum ReconcileError {
     },
 }
 
+impl ReconcileError {
+    /// Whether the API server may answer differently soon: it was unreachable, timed out,
+    /// failed (5xx), asked to slow down (429) or reported a conflicting writer (409).
+    pub fn is_transient(&self) -> bool {
+        let cause = match self {
+            ReconcileError::GetSecret { cause, .. }
+            | ReconcileError::WriteSecret { cause, .. }
+            | ReconcileError::WriteStatus { cause, .. } => cause,
+            ReconcileError::Plan { .. } => return true,
+        };
+        match cause {
+            kube::Error::Api(s) => s.code >= 500 || s.code == 429 || s.code == 409,
+            kube::Error::Auth(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// Deleted uids remembered at most (about 4 MiB); past it the set starts afresh.
+const DELETED_UIDS: usize = 65_536;
+
+/// When a write held back by the leadership fence is tried again.
+const FENCED_RETRY: Duration = Duration::from_secs(1);
+
+/// The longest pause between two attempts after a transient API failure.
+const TRANSIENT_RETRY_CAP: Duration = Duration::from_secs(30);
+
 type Key = (String, String);
 
 fn key_of(ss: &SealedSecret) -> Key {
@@ -150,6 +181,11 @@ pub struct Context {
     opts: ReconcileOptions,
     /// Failed attempts per SealedSecret since its last success (client-go's NumRequeues).
     retries: Mutex<HashMap<Key, u32>>,
+    /// Transient API failures in a row per SealedSecret (never given up; see `error_policy`).
+    transient: Mutex<HashMap<Key, u32>>,
+    /// uids of deleted SealedSecrets, so that a reconcile still running when the deletion
+    /// arrives does not put their condition metrics back (at most [`DELETED_UIDS`]).
+    deleted_uids: Mutex<HashSet<String>>,
     /// resourceVersion of the Secret this controller last wrote, per Secret, so that the
     /// watch event of its own write does not trigger another pass.
     written: Mutex<HashMap<Key, String>>,
@@ -191,6 +227,8 @@ impl Context {
             events,
             opts,
             retries: Mutex::new(HashMap::new()),
+            transient: Mutex::new(HashMap::new()),
+            deleted_uids: Mutex::new(HashSet::new()),
             written: Mutex::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
             running: Mutex::new(HashMap::new()),
@@ -239,8 +277,50 @@ impl Context {
         Some(delay)
     }
 
+    /// When to retry after a transient API failure: the same backoff, capped at
+    /// [`TRANSIENT_RETRY_CAP`], and never given up.
+    fn transient_retry_after(&self, key: &Key) -> Duration {
+        let mut r = lock(&self.transient);
+        let n = r.entry(key.clone()).or_insert(0);
+        let delay = backoff(*n).min(TRANSIENT_RETRY_CAP);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    /// The condition metrics of `ss`, unless it was deleted meanwhile (under the lock the
+    /// deletion takes, so the two cannot interleave).
+    fn observe_conditions(&self, ss: &SealedSecret) {
+        let deleted = lock(&self.deleted_uids);
+        if ss
+            .metadata
+            .uid
+            .as_ref()
+            .is_some_and(|u| deleted.contains(u))
+        {
+            let (ns, name) = key_of(ss);
+            self.metrics.remove_conditions(&ns, &name);
+        } else {
+            self.metrics.observe_conditions(ss);
+        }
+    }
+
+    /// A SealedSecret was deleted: its condition metrics go, now and for reconciles of it
+    /// still running.
+    fn forget_conditions(&self, ss: &SealedSecret) {
+        let mut deleted = lock(&self.deleted_uids);
+        if deleted.len() >= DELETED_UIDS {
+            deleted.clear();
+        }
+        if let Some(uid) = &ss.metadata.uid {
+            deleted.insert(uid.clone());
+        }
+        let (ns, name) = key_of(ss);
+        self.metrics.remove_conditions(&ns, &name);
+    }
+
     fn succeeded(&self, key: &Key) {
         lock(&self.retries).remove(key);
+        lock(&self.transient).remove(key);
     }
 }
 
@@ -441,6 +521,19 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         "planned"
     );
 
+    // A leader frozen past its Lease must not write what it planned before the freeze.
+    // Not dropped either: once the Lease is renewed the write goes out, and if another
+    // replica took it over, this term ends and the new leader does the work.
+    if (wrote || status.is_some()) && !ctx.opts.fence.holds() {
+        tracing::info!(
+            namespace = ns,
+            name,
+            "no longer sure to lead: not writing yet"
+        );
+        ctx.mark_pending(key);
+        return Ok(Action::requeue(FENCED_RETRY));
+    }
+
     // The one write. Every copy of the Secret's data is scrubbed once it has been sent.
     let write_result = match write {
         Write::Nothing => Ok(None),
@@ -463,6 +556,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
                 lock(&ctx.written).insert(key.clone(), rv);
             }
             tracing::debug!(namespace = ns, name, keys = ?keys_used, "Secret written");
+            crate::failpoint::hit(crate::failpoint::AFTER_SECRET_WRITE);
         }
         Ok(None) => {}
         Err(e) => {
@@ -507,7 +601,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
             }
         }
     }
-    ctx.metrics.observe_conditions(&observed);
+    ctx.observe_conditions(&observed);
 
     // Events: every failure, and a success that changed something (kseal does not repeat
     // "Unsealed" for passes that found everything in place, e.g. at every restart).
@@ -561,6 +655,13 @@ fn with_latest_status(ctx: &Context, ss: Arc<SealedSecret>) -> Arc<SealedSecret>
 fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let key = key_of(&ss);
     tracing::warn!(namespace = %key.0, name = %key.1, error = %err, "reconcile failed");
+    // An API server that is down, overloaded or racing another writer is no reason to give
+    // up: retried until it answers, without spending --max-unseal-retries (which Bitnami
+    // spends on these too, leaving the object alone until it next changes).
+    if err.is_transient() {
+        ctx.mark_pending(key.clone());
+        return Action::requeue(ctx.transient_retry_after(&key));
+    }
     match ctx.retry_after(&key) {
         Some(delay) => {
             ctx.mark_pending(key);
@@ -574,9 +675,10 @@ fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) 
 async fn deleted(ss: SealedSecret, ctx: Arc<Context>) {
     let (ns, name) = key_of(&ss);
     ctx.metrics.unseal_request();
-    ctx.metrics.remove_conditions(&ns, &name);
+    ctx.forget_conditions(&ss);
     ctx.unmark_pending(&(ns.clone(), name.clone()));
     lock(&ctx.retries).remove(&(ns.clone(), name.clone()));
+    lock(&ctx.transient).remove(&(ns.clone(), name.clone()));
     lock(&ctx.written).remove(&(ns.clone(), name.clone()));
     lock(&ctx.statuses).remove(&(ns.clone(), name.clone()));
     if !ctx.opts.old_gc_behavior {
@@ -633,11 +735,37 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
     let (reader, writer) = reflector::store();
     let (deleted_tx, mut deleted_rx) = tokio::sync::mpsc::unbounded_channel::<SealedSecret>();
     let pending_ctx = ctx.clone();
+    let mut lists = 0u64;
+    let list_scope = scope.clone();
+    let list_metrics = ctx.metrics.clone();
+    let list_namespace = namespace.clone();
+    let mut listed: HashSet<Key> = HashSet::new();
     let ss_stream = watcher::watcher(ss_api, wc.clone())
         .default_backoff()
         .map_ok(move |ev| {
-            if let Event::Delete(ss) = &ev {
-                let _ = deleted_tx.send(ss.clone());
+            match &ev {
+                Event::Delete(ss) => {
+                    let _ = deleted_tx.send(ss.clone());
+                }
+                // A watch that cannot resume (410 Gone: its resourceVersion was compacted)
+                // lists again; objects already Synced cost no decryption (docs/controller.md).
+                Event::Init => {
+                    lists += 1;
+                    listed.clear();
+                    if lists > 1 {
+                        tracing::info!(scope = %list_scope, "listing SealedSecrets again (the watch could not resume)");
+                    }
+                }
+                Event::InitApply(ss) => {
+                    listed.insert(key_of(ss));
+                }
+                // Deletions missed while no watch was open leave no delete event: their
+                // metrics go here.
+                Event::InitDone => {
+                    list_metrics.retain_conditions(list_namespace.as_deref(), &listed);
+                    listed.clear();
+                }
+                _ => {}
             }
             ev
         })
@@ -750,7 +878,7 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
     });
 
     let shutdown = stop.clone();
-    controller
+    let run = controller
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
@@ -760,8 +888,23 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
                     other => tracing::debug!(error = %other, "controller event"),
                 }
             }
-        })
-        .await;
+        });
+    // kube-runtime's graceful shutdown cuts the watch off, then waits for the cache to be
+    // ready before it lets the queue drain: stopped before the first list completed, it would
+    // wait forever. Nothing can be running then, so stop at once; otherwise give in-flight
+    // reconciles a bounded time (crate::shutdown).
+    let bounded = async {
+        stop.cancelled().await;
+        if reader.wait_until_ready().now_or_never().is_none() {
+            return "before the first list completed";
+        }
+        tokio::time::sleep(crate::shutdown::SHUTDOWN_DRAIN).await;
+        "with reconciles still running"
+    };
+    tokio::select! {
+        () = run => {}
+        why = bounded => tracing::info!(scope = %scope, "stopping {why}"),
+    }
     deletions.abort();
     tracing::info!(scope = %scope, "stopped watching SealedSecrets");
 }

@@ -4,6 +4,7 @@
 #
 # Usage: cluster.sh build|up [--node] | down|status|env|check-listen
 #        cluster.sh image ARCHIVE [NAME] | probe-image
+#        cluster.sh restart COMPONENT [--down-for SECONDS] | compact
 #
 #   build         install the Debian packages needed and build kube-apiserver and
 #                 kube-controller-manager from Debian's `kubernetes` source
@@ -34,6 +35,16 @@
 #                 as NAME:<tag> (default kseal.local/<file name>:<tag>).
 #   probe-image   build and import the node's test image (node/probe.c, static)
 #                 and print its reference last.
+#   restart COMPONENT [--down-for SECONDS]
+#                 kill -9 one component (etcd, kube-apiserver,
+#                 kube-controller-manager; with a node also apiserver-relay,
+#                 kube-scheduler, containerd, kubelet, kube-proxy), wait SECONDS
+#                 (default 0), start it again with the very same command line
+#                 (ports, certificates, data, log) and wait until it is healthy.
+#                 Clients keep their kubeconfig. Prints the seconds it was down.
+#   compact       compact etcd to its current revision now: every watch that
+#                 resumes from an older resourceVersion gets 410 Gone (with the
+#                 apiserver's watch cache off, see KSEAL_APISERVER_FLAGS).
 #
 # Progress and diagnostics go to stderr; stdout carries only results.
 #
@@ -44,6 +55,9 @@
 #                      default /var/cache/kseal (or ~/.cache/kseal if unwritable).
 #   KSEAL_READY_TIMEOUT  seconds `up` waits for readiness (default 120).
 #   KSEAL_POD_SUBNET   the node's pod subnet, a /24 (default 10.232.0.0/24).
+#   KSEAL_APISERVER_FLAGS  extra kube-apiserver flags for `up`, split on spaces,
+#                      e.g. "--etcd-compaction-interval=5s --watch-cache=false"
+#                      so that watches expire (410 Gone) within a test.
 set -Eeuo pipefail
 # set -e ends the script silently; say where.
 trap 'printf "[cluster.sh] error: line %s: \"%s\" failed (exit %s)\n" "$LINENO" "$BASH_COMMAND" "$?" >&2' ERR
@@ -481,6 +495,8 @@ spawn() {
   # cluster (and build) lock for as long as it runs.
   setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 6>&- 7>&- 8>&- 9>&- &
   echo $! >"$PIDS/$name.pid"
+  # The exact command, for `restart` (same ports, certificates, data and log).
+  printf '%s\0' "$@" >"$PIDS/$name.cmd"
   log "started $name (pid $!), log: $LOGS/$name.log"
 }
 
@@ -636,7 +652,7 @@ EOF
     --service-account-key-file="$PKI/sa.pub" \
     --api-audiences=$SA_ISSUER \
     --enable-admission-plugins=NodeRestriction \
-    --profiling=false --v=1
+    --profiling=false --v=1 ${KSEAL_APISERVER_FLAGS:-}
   wait_for "kube-apiserver /readyz" apiserver_ready || die "kube-apiserver did not become ready"
   local t_api
   t_api=$(elapsed "$t0")
@@ -1239,6 +1255,7 @@ EOF
 # spawn, in our cgroup (see node_cgroup_pids).
 spawn_node() {
   spawn "$@"
+  : >"$PIDS/$1.node"
   node_cgroup_join "$(<"$PIDS/$1.pid")" system
 }
 
@@ -1354,6 +1371,95 @@ cmd_down() {
   log "stopped"
 }
 
+# The health check of component $1 (`restart` waits for it).
+component_healthy() {
+  case $1 in
+    etcd) etcd_healthy ;;
+    kube-apiserver) apiserver_ready ;;
+    kube-controller-manager) controller_manager_healthy ;;
+    kube-scheduler) scheduler_healthy ;;
+    containerd) containerd_ready ;;
+    kubelet) kubelet_healthy ;;
+    kube-proxy) kube_proxy_healthy ;;
+    *) true ;;
+  esac
+}
+
+cmd_restart() {
+  ((${#ARGS[@]} == 1)) || die "usage: cluster.sh restart COMPONENT [--down-for SECONDS]"
+  local c=${ARGS[0]} pid t0
+  [[ $DOWN_FOR =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--down-for takes seconds, e.g. 5 or 0.5"
+  load_state || die "no cluster state in $CLUSTER_DIR"
+  [[ " ${COMPONENTS[*]} " == *" $c "* ]] ||
+    die "no component $c in this cluster (it runs: ${COMPONENTS[*]})"
+  [[ -f $PIDS/$c.cmd ]] || die "no recorded command for $c (started by an older cluster.sh?)"
+  t0=$(now)
+  if pid=$(live_pid "$c"); then
+    log "killing $c (pid $pid) with SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  else
+    log "$c is not running; starting it"
+  fi
+  if [[ $DOWN_FOR != 0 ]]; then sleep "$DOWN_FOR"; fi
+  respawn "$c"
+  wait_healthy "$c" || die "$c did not become healthy after its restart"
+  local down
+  down=$(elapsed "$t0")
+  # Some components exit when the apiserver is unreachable for a while (the controller
+  # manager does); a kubelet would start their static Pods again, so do the same.
+  local other
+  for other in "${COMPONENTS[@]}"; do
+    [[ $other == "$c" ]] && continue
+    if exited "$other"; then
+      log "$other exited while $c was down; starting it again (as a kubelet restarts a static Pod)"
+      respawn "$other"
+      wait_healthy "$other" || die "$other did not become healthy again"
+    fi
+  done
+  log "$c restarted; down for ${down}s"
+  echo "$down"
+}
+
+# Start component $1 again with its recorded command.
+respawn() {
+  local cmd=()
+  mapfile -d '' cmd <"$PIDS/$1.cmd"
+  spawn "$1" "${cmd[@]}"
+  if [[ -f $PIDS/$1.node ]]; then
+    : >"$PIDS/$1.node"
+    node_cgroup_join "$(<"$PIDS/$1.pid")" system
+  fi
+}
+
+# Wait until component $1 is healthy (not failing fast on other components, which may be
+# down on purpose), or it exits.
+wait_healthy() {
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until component_healthy "$1" >/dev/null 2>&1; do
+    if exited "$1"; then
+      log "$1 exited after its restart; last lines of its log:"
+      tail -n 30 "$LOGS/$1.log" >&2 || true
+      return 1
+    fi
+    ((SECONDS < deadline)) || { log "timed out waiting for $1"; return 1; }
+    sleep 0.25
+  done
+}
+
+# Compact etcd to its current revision (etcd's HTTP gateway; no etcdctl needed).
+cmd_compact() {
+  load_state || die "no cluster state in $CLUSTER_DIR"
+  local rev
+  rev=$(curl -sf --max-time 5 -X POST "http://$LOOPBACK:$ETCD_PORT/v3/kv/range" -d '{"key":"AA=="}' |
+    sed -nE 's/.*"revision":"?([0-9]+)"?.*/\1/p')
+  [[ -n $rev ]] || die "cannot read etcd's revision"
+  curl -sf --max-time 30 -X POST "http://$LOOPBACK:$ETCD_PORT/v3/kv/compaction" \
+    -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null || die "etcd compaction failed"
+  log "etcd compacted to revision $rev"
+  echo "$rev"
+}
+
 cmd_status() {
   if is_running; then
     echo "running: https://$LOOPBACK:$APISERVER_PORT kubeconfig=$ADMIN_KUBECONFIG${NODE_RUNNING:+ node=$NODE_NAME}"
@@ -1388,11 +1494,19 @@ cmd_check_listen() {
 command=${1:-}
 (($#)) && shift
 ARGS=()
-for arg in "$@"; do
-  case $arg in
+DOWN_FOR=0
+while (($#)); do
+  case $1 in
     --node) NODE=1 ;;
-    *) ARGS+=("$arg") ;;
+    --down-for)
+      (($# >= 2)) || { echo "--down-for needs a value" >&2; exit 2; }
+      DOWN_FOR=$2
+      shift
+      ;;
+    --down-for=*) DOWN_FOR=${1#--down-for=} ;;
+    *) ARGS+=("$1") ;;
   esac
+  shift
 done
 
 case $command in
@@ -1404,6 +1518,8 @@ case $command in
   check-listen) cmd_check_listen ;;
   image) cmd_image ;;
   probe-image) cmd_probe_image ;;
+  restart) cmd_restart ;;
+  compact) cmd_compact ;;
   *)
     sed -n '2,/^set -Eeuo/p' "$0" | sed -e '/^set -Eeuo/d' -e 's/^# \{0,1\}//' >&2
     exit 2

@@ -107,6 +107,16 @@ impl Cluster {
         })
     }
 
+    /// A local control plane of one test's own ([`crate::OwnCluster::cluster`]).
+    pub(crate) fn own(kubeconfig: PathBuf) -> Cluster {
+        Cluster {
+            kubeconfig,
+            kind: ClusterKind::Local {
+                script: script_path(),
+            },
+        }
+    }
+
     /// Path of an admin (cluster-admin or `system:masters`) kubeconfig.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig

@@ -775,6 +775,24 @@ impl Controller {
         }
     }
 
+    /// Whether the process has exited (crashed, aborted, killed by someone else); reaps it.
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => false,
+            Some(_) => {
+                self.child = None;
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, ...) to the running process.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self.pid().context("kseal-controller is not running")?;
+        send_signal(pid, signal)
+    }
+
     /// SIGKILL (a crash); returns once the process is gone.
     pub fn kill(&mut self) -> Result<ExitStatus> {
         let mut child = self

@@ -52,6 +52,7 @@
 pub mod bins;
 mod cluster;
 pub mod controller;
+pub mod faults;
 mod identity;
 mod namespace;
 pub mod netns;

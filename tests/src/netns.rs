@@ -188,6 +188,12 @@ impl NetNs {
         self.inner_addr
     }
 
+    /// Takes the host side of the veth down (`up: false`: the namespace is cut off, packets
+    /// are dropped, open connections stall) or up again.
+    pub fn set_link(&self, up: bool) -> Result<()> {
+        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]).map(|_| ())
+    }
+
     /// `ip netns exec <name> <program>`: a command that runs inside (`ip` execs the program
     /// in place, so the child's PID is the program's and signals reach it).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {

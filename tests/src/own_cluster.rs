@@ -7,7 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use std::time::Duration;
+
 use anyhow::{ensure, Context as _, Result};
+
+use crate::Cluster;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -35,12 +39,23 @@ impl OwnCluster {
         Self::start(dir, &["--node"])
     }
 
+    /// The same with extra kube-apiserver flags (`KSEAL_APISERVER_FLAGS`), e.g.
+    /// `--watch-cache=false` so that watches resume from etcd and expire after a compaction.
+    pub fn up_with_apiserver_flags(dir: &Path, apiserver_flags: &str) -> Result<Self> {
+        Self::start_with(dir, &[], apiserver_flags)
+    }
+
     fn start(dir: &Path, flags: &[&str]) -> Result<Self> {
+        Self::start_with(dir, flags, "")
+    }
+
+    fn start_with(dir: &Path, flags: &[&str], apiserver_flags: &str) -> Result<Self> {
         let out = Command::new("bash")
             .arg(script())
             .arg("up")
             .args(flags)
             .env("KSEAL_CLUSTER_DIR", dir)
+            .env("KSEAL_APISERVER_FLAGS", apiserver_flags)
             .stderr(Stdio::inherit())
             .output()
             .context("running cluster.sh up")?;
@@ -84,6 +99,30 @@ impl OwnCluster {
             .unwrap_or_default()
             .trim()
             .to_owned())
+    }
+
+    /// `cluster.sh restart COMPONENT --down-for SECONDS`: kill -9, wait, start again with the
+    /// same command line, wait until healthy. Blocks; the seconds it was down.
+    pub fn restart(&self, component: &str, down_for: Duration) -> Result<f64> {
+        let secs = format!("{:.1}", down_for.as_secs_f64());
+        let out = self.script(
+            "restart",
+            &[component.as_ref(), "--down-for".as_ref(), secs.as_ref()],
+        )?;
+        out.parse()
+            .with_context(|| format!("cluster.sh restart printed {out:?}"))
+    }
+
+    /// `cluster.sh compact`: etcd compacted to its current revision, which it returns.
+    pub fn compact(&self) -> Result<u64> {
+        let out = self.script("compact", &[])?;
+        out.parse()
+            .with_context(|| format!("cluster.sh compact printed {out:?}"))
+    }
+
+    /// This control plane as a [`Cluster`], for [`crate::TestNamespace::create_on`].
+    pub fn cluster(&self) -> Cluster {
+        Cluster::own(self.kubeconfig.clone())
     }
 
     /// The admin kubeconfig file.

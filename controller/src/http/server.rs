@@ -25,6 +25,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+
+use crate::shutdown::SHUTDOWN_DRAIN;
 use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -138,13 +140,13 @@ pub async fn serve_listener(
     }
     drop(listener);
     let drain = graceful.shutdown();
-    match read_timeout.zip(write_timeout) {
-        Some((r, w)) => {
-            if tokio::time::timeout(r + w, drain).await.is_err() {
-                tracing::warn!("shutdown: connections still open after {:?}", r + w);
-            }
-        }
-        None => drain.await,
+    // Open requests get their timeouts, but never more than SHUTDOWN_DRAIN: the whole process
+    // must end well inside Kubernetes' 30 s grace period (docs/controller.md, "Faults and shutdown").
+    let bound = read_timeout
+        .zip(write_timeout)
+        .map_or(SHUTDOWN_DRAIN, |(r, w)| (r + w).min(SHUTDOWN_DRAIN));
+    if tokio::time::timeout(bound, drain).await.is_err() {
+        tracing::warn!("shutdown: connections still open after {bound:?}; closing them");
     }
     Ok(())
 }

@@ -157,6 +157,22 @@ impl KeyManager {
         Ok(renewal)
     }
 
+    /// Re-reads the key and age identity Secrets and registers those this replica has not seen
+    /// yet. The leader does this right before it decides to generate a key: its watch may lag
+    /// behind a key that the previous leader wrote just before it died, and one renewal must
+    /// make one key.
+    pub async fn refresh(&self) -> Result<(), KeyStoreError> {
+        let (loaded, _) = self.store.load().await?;
+        let (age_loaded, _) = self.store.load_age(Timestamp::now()).await?;
+        for k in loaded {
+            self.add(k);
+        }
+        for i in age_loaded {
+            self.add_age(i);
+        }
+        Ok(())
+    }
+
     /// Loads every key and age identity Secret without generating or publishing anything: what
     /// every replica does at start-up (the leader then calls [`KeyManager::ensure_key`] and
     /// [`KeyManager::ensure_age_identity`]).

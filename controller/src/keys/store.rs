@@ -66,6 +66,9 @@ pub enum KeyStoreError {
     /// Encoding a key failed.
     #[error("cannot encode the key: {0}")]
     Encode(kseal_crypto::Error),
+    /// This replica is no longer sure to hold the Lease: it generates no key.
+    #[error("not generating a key: this replica is no longer sure to hold the Lease")]
+    NotLeading,
 }
 
 impl From<kseal_crypto::Error> for KeyStoreError {
@@ -316,6 +319,7 @@ impl KeyStore {
             annotations,
         )?;
         let created = self.create_key_secret(secret).await?;
+        crate::failpoint::hit(crate::failpoint::AFTER_KEY_WRITE);
         Ok(RegisteredKey {
             key: Arc::new(key),
             ordering_time: now,

@@ -46,7 +46,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::keys::manager::KeyManager;
 use crate::keys::registry::next_renewal;
+use crate::keys::store::KeyStoreError;
 use crate::keys::store::{age_identity_from_secret, key_from_secret};
+use crate::leader::Fence;
 use kseal_sealing::key_secret::{
     AGE_IDENTITY_LABEL, AGE_IDENTITY_LABEL_ACTIVE, KEY_LABEL, KEY_LABEL_ACTIVE,
 };
@@ -230,12 +232,17 @@ pub async fn lead_keys(
     keys: Arc<KeyManager>,
     period: SignedDuration,
     signals: &mut mpsc::Receiver<()>,
+    fence: Fence,
     stop: CancellationToken,
 ) {
     // The first key, retried until it is stored.
     let mut delay = Duration::from_millis(500);
     loop {
-        match keys.ensure_key(Timestamp::now()).await {
+        let attempt = match before_key_write(&keys, &fence).await {
+            Ok(()) => keys.ensure_key(Timestamp::now()).await,
+            Err(e) => Err(e),
+        };
+        match attempt {
             Ok(Some(name)) => {
                 let cert = keys
                     .current()
@@ -259,7 +266,11 @@ pub async fn lead_keys(
     }
     // The first age identity, retried beside the other duties: a failure there must not hold
     // up the certificate, renewals or reconciling.
-    let first_age = tokio::spawn(ensure_age_identity(keys.clone(), stop.clone()));
+    let first_age = tokio::spawn(ensure_age_identity(
+        keys.clone(),
+        fence.clone(),
+        stop.clone(),
+    ));
 
     let publisher = tokio::spawn(publish_certificates(keys.clone(), stop.clone()));
     let (req_tx, mut requests) = mpsc::channel(4);
@@ -299,6 +310,23 @@ pub async fn lead_keys(
                 continue;
             }
         }
+        if let Err(e) = before_key_write(&keys, &fence).await {
+            tracing::warn!(error = %e, cause = ?cause, "key renewal skipped");
+            if matches!(cause, RenewalCause::Period) {
+                // Not a busy loop: try again in a while (a new leader renews on its own).
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+            continue;
+        }
+        if matches!(cause, RenewalCause::Period)
+            && next_renewal(&keys.current(), Timestamp::now(), period)
+                .is_some_and(|d| d.is_positive())
+        {
+            continue; // another leader renewed meanwhile
+        }
         match keys.renew_only(Timestamp::now()).await {
             Ok(renewal) => {
                 let name = &renewal.key_secret;
@@ -325,10 +353,14 @@ pub async fn lead_keys(
 
 /// Generates the first age identity when there is none (or the newest is older than the
 /// cutoff), retried with backoff until it is stored or `stop`.
-async fn ensure_age_identity(keys: Arc<KeyManager>, stop: CancellationToken) {
+async fn ensure_age_identity(keys: Arc<KeyManager>, fence: Fence, stop: CancellationToken) {
     let mut delay = Duration::from_millis(500);
     loop {
-        match keys.ensure_age_identity(Timestamp::now()).await {
+        let attempt = match before_key_write(&keys, &fence).await {
+            Ok(()) => keys.ensure_age_identity(Timestamp::now()).await,
+            Err(e) => Err(e),
+        };
+        match attempt {
             Ok(Some(name)) => {
                 let recipient = keys
                     .current()
@@ -349,6 +381,17 @@ async fn ensure_age_identity(keys: Arc<KeyManager>, stop: CancellationToken) {
             }
         }
     }
+}
+
+/// Right before a key is generated: the keys as the API server holds them now (a previous
+/// leader may have written one this replica's watch has not delivered yet), and the fence (a
+/// leader that was frozen past its Lease writes no key; see [`Fence`]). One renewal, one key.
+async fn before_key_write(keys: &KeyManager, fence: &Fence) -> Result<(), KeyStoreError> {
+    keys.refresh().await?;
+    if !fence.holds() {
+        return Err(KeyStoreError::NotLeading);
+    }
+    Ok(())
 }
 
 /// Re-reads the ConfigMap: the request may have been handled by a previous leader already.

@@ -10,6 +10,7 @@ mod controller_age;
 mod controller_keys;
 mod crash_recovery;
 mod crd;
+mod faults;
 mod harness;
 mod hostile;
 mod hygiene;

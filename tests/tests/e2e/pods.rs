@@ -330,6 +330,43 @@ async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> 
             .collect(),
         Err(e) => vec![format!("no stats summary: {e}")],
     };
+    // The node's parts killed (-9) and started again by `cluster.sh restart` under the running
+    // Pods: containers outlive containerd and the kubelet (their shims keep them), kube-proxy's
+    // rules stay, and the controller keeps serving and unsealing.
+    let t = Instant::now();
+    for part in ["kubelet", "containerd", "kube-proxy", "kube-scheduler"] {
+        cluster.restart(part, Duration::ZERO)?;
+    }
+    eventually(
+        "two ready Pods after the node's parts restarted",
+        WAIT,
+        || async { Ok((ready_pods(&pods).await?.len() == 2).then_some(())) },
+    )
+    .await?;
+    let mut after = ss.clone();
+    after.metadata = kseal_e2e::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: Some("db2".into()),
+        namespace: Some(apps.into()),
+        ..Default::default()
+    };
+    // Sealed for "db" (strict scope): under another name it must be refused, which proves the
+    // controller reconciles after the restarts without a second sealing round trip.
+    Api::<SealedSecret>::namespaced(client.clone(), apps)
+        .create(&PostParams::default(), &after)
+        .await?;
+    eventually("db2 reported as not decryptable", WAIT, || async {
+        let got = Api::<SealedSecret>::namespaced(client.clone(), apps)
+            .get("db2")
+            .await?;
+        Ok(kseal_e2e::controller::synced_condition(&got)
+            .filter(|c| c.status == "False")
+            .map(|_| ()))
+    })
+    .await?;
+    let node_parts_restarted = t.elapsed();
+    eprintln!(
+        "pods: kubelet, containerd, kube-proxy and kube-scheduler restarted; Pods Ready and reconciling after {node_parts_restarted:.1?}"
+    );
     eprintln!(
         "pods: node up {node_up:.1?}; image built and imported {image_built:.1?}; \
          kseal install --apply --wait to Ready {install_to_ready:.1?}; Secret after {unsealed_after:.1?}; \
