@@ -86,6 +86,8 @@ pub enum Command {
     Unseal(UnsealArgs),
     /// Generate a sealing key pair and certificate
     Keygen(KeygenArgs),
+    /// Generate an age identity (X25519, or post-quantum with --pq), as age-keygen does
+    AgeKeygen(crate::commands::age_keygen::AgeKeygenArgs),
     /// Show a sealing certificate's fingerprint, subject, expiry and key size
     Cert(CertArgs),
     /// Check SealedSecret files against the cluster: can its controller decrypt every item?

@@ -366,9 +366,19 @@ pub fn parse_recipients(text: &str, source: &str) -> Result<Vec<AgeRecipient>> {
         );
     }
     if out.is_empty() {
-        bail!("{source}: no age recipient found (one age1… per line)");
+        bail!("{source}: no age recipient found (one age1… or age1pq1… per line)");
     }
     Ok(out)
+}
+
+/// age's rule: post-quantum (`age1pq1…`) and X25519 recipients are never mixed in one value;
+/// `source` names where the recipients came from.
+pub fn check_pq_mix(recipients: &[AgeRecipient], source: &str) -> Result<()> {
+    let pq = recipients.iter().filter(|r| r.is_post_quantum()).count();
+    if pq > 0 && pq < recipients.len() {
+        bail!("{source}: {}", kseal_crypto::age::MIXED_PQ);
+    }
+    Ok(())
 }
 
 /// `--recipient` values (never quoted back: a secret key may have been pasted by mistake).

@@ -319,3 +319,90 @@ fn identity_files_take_comments_and_several_keys_and_errors_name_the_line() {
     assert!(err.contains("line 2"), "{err}");
     assert!(!err.contains("NOTAKEY"), "never quotes a key line: {err}");
 }
+
+/// Post-quantum from end to end offline: `kseal age-keygen --pq` (and `-y`), one SealedSecret
+/// for two PQ recipients and a PQ recovery file through a `.kseal.yaml` rule, each identity opens
+/// it, verify reads the PQ stanzas, a moved item is refused by name, and X25519 recipients are
+/// not mixed in.
+#[test]
+fn post_quantum_recipients_from_age_keygen_to_unseal() {
+    let dir = repo();
+    let d = dir.path();
+    let mut keys = Vec::new();
+    for name in ["a", "b", "recovery"] {
+        let path = d.join(format!("{name}.key"));
+        let out = kseal(&["age-keygen", "--pq", "-o", p(&path)], None);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        assert!(err.starts_with("Public key: age1pq1"), "{err}");
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("# created: "), "{text}");
+        assert!(lines[1].starts_with("# public key: age1pq1"));
+        assert!(lines[2].starts_with("AGE-SECRET-KEY-PQ-1"));
+        let public = ok(&kseal(&["age-keygen", "-y", p(&path)], None));
+        assert_eq!(public.trim(), &lines[1]["# public key: ".len()..]);
+        keys.push((path, public.trim().to_string()));
+    }
+    // Never overwritten.
+    let (code, err) = failed(&kseal(&["age-keygen", "-o", p(&keys[0].0)], None));
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    let rfile = d.join("recovery.txt");
+    fs::write(&rfile, format!("{}\n", keys[2].1)).unwrap();
+    fs::write(
+        d.join(".kseal.yaml"),
+        format!(
+            "rules:\n  - path: '.*'\n    recipients: [{}, {}]\n    recipients_file: recovery.txt\n",
+            keys[0].1, keys[1].1
+        ),
+    )
+    .unwrap();
+    let input = secret("prod", "db", &[("password", "s3cr3t")]);
+    let target = d.join("db.yaml");
+    ok(&kseal_in(
+        Some(d),
+        &["seal", "-w", p(&target)],
+        &[],
+        Some(input.as_bytes()),
+    ));
+    let sealed = fs::read_to_string(&target).unwrap();
+    let ss: serde_yaml::Value = serde_yaml::from_str(&sealed).unwrap();
+    let blob = unb64(ss["spec"]["encryptedData"]["password"].as_str().unwrap());
+    let header = kseal_crypto::inspect_age(&blob).unwrap();
+    assert_eq!((header.pq_stanzas(), header.x25519_stanzas()), (3, 0));
+    for (key, _) in &keys {
+        let out = ok(&kseal(
+            &["unseal", "-i", p(key), "-o", "json"],
+            Some(sealed.as_bytes()),
+        ));
+        assert_eq!(json(&out)["data"]["password"], b64(b"s3cr3t"));
+    }
+    let report = ok(&kseal(&["verify", "-r", &keys[1].1, p(&target)], None));
+    assert!(report.starts_with("ok "), "{report}");
+    // Moved to another namespace: refused, naming the item.
+    let moved = sealed.replace("namespace: prod", "namespace: staging");
+    let (code, err) = failed(&kseal(
+        &["unseal", "-i", p(&keys[2].0)],
+        Some(moved.as_bytes()),
+    ));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("sealed for another name, namespace or scope"),
+        "{err}"
+    );
+    assert!(err.contains("(password)"), "{err}");
+    // age's rule: no X25519 recipient next to PQ ones.
+    let (_, classic) = identity(d, "classic");
+    let (code, err) = failed(&kseal_in(
+        Some(d),
+        &["seal", "-r", &keys[0].1, "-r", &classic],
+        &[],
+        Some(input.as_bytes()),
+    ));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot be mixed with X25519 recipients"),
+        "{err}"
+    );
+}

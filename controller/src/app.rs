@@ -98,7 +98,8 @@ pub async fn run(
                 cert_configmap: config.cert_configmap.clone(),
             },
         )
-        .with_age(config.age),
+        .with_age(config.age)
+        .with_age_pq(config.age_pq),
     );
 
     // One limit on private-key work for reconciles and the HTTP API.
@@ -114,6 +115,7 @@ pub async fn run(
             rate_limit_burst: config.rate_limit_burst,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
             age: config.age,
+            age_pq: config.age_pq,
             trusted_proxies: config.trusted_proxies.clone(),
             work: work.clone(),
             ..Default::default()
@@ -193,6 +195,7 @@ pub async fn run(
         keys = loaded.loaded,
         age_identities = loaded.age_loaded,
         age = config.age,
+        age_pq = config.age_pq,
         "loaded the sealing keys"
     );
     tokio::spawn(tasks::watch_key_secrets(keys.clone(), shutdown.clone()));

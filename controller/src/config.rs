@@ -179,6 +179,12 @@ pub struct Flags {
     /// that exist still open age blobs
     #[arg(long, env = "SEALED_SECRETS_AGE", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub age: bool,
+    /// Hold a post-quantum age identity (mlkem768x25519: ML-KEM-768 + X25519, recipients
+    /// age1pq1…) beside the X25519 one: generate, renew and publish it (ConfigMap data
+    /// `age-pq-recipient`, /v1/age-pq-recipient). false, or --age=false: none is generated or
+    /// published; identities that exist still open age blobs
+    #[arg(long, env = "KSEAL_AGE_PQ", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub age_pq: bool,
     /// Serve the sealing page (`kseal web`'s) on the main port under /web/; it needs HTTPS in
     /// front (an Ingress with TLS) for browsers to seal with it
     #[arg(long, env = "KSEAL_WEB_PAGE")]
@@ -253,6 +259,7 @@ pub struct Config {
     pub lease_duration: SignedDuration,
     pub cert_configmap: Option<String>,
     pub age: bool,
+    pub age_pq: bool,
     pub web_page: bool,
 }
 
@@ -367,6 +374,7 @@ impl Flags {
                 .map_err(|r| bad("lease-duration", &self.lease_duration, r))?,
             cert_configmap: Some(self.cert_configmap.clone()).filter(|c| !c.is_empty()),
             age: self.age,
+            age_pq: self.age && self.age_pq,
             web_page: self.web_page,
         })
     }
@@ -452,6 +460,17 @@ mod tests {
     fn age_can_be_turned_off() {
         assert!(!parse(&["--age=false"]).resolve(None, None).unwrap().age);
         assert!(parse(&["--age"]).resolve(None, None).unwrap().age);
+        assert!(
+            parse(&[]).resolve(None, None).unwrap().age_pq,
+            "post-quantum age identities are on by default"
+        );
+        assert!(
+            !parse(&["--age-pq=false"])
+                .resolve(None, None)
+                .unwrap()
+                .age_pq
+        );
+        assert!(!parse(&["--age=false"]).resolve(None, None).unwrap().age_pq);
     }
 
     #[test]

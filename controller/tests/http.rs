@@ -372,6 +372,68 @@ async fn age_recipient_without_an_identity_or_with_age_off_is_500() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn the_post_quantum_recipient_is_served_apart_and_can_be_turned_off() {
+    let mut r = age_registry();
+    let pq = Arc::new(AgeIdentity::generate_pq());
+    r.register_age(RegisteredAgeIdentity {
+        identity: pq.clone(),
+        ordering_time: at(1_700_000_000),
+        secret_name: None,
+    });
+    let a = api(r.clone());
+    let got = send(&a.router, "GET", "/v1/age-pq-recipient", Body::empty()).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.text(), format!("{}\n", pq.recipient()));
+    assert!(got.text().starts_with("age1pq1"));
+    assert_eq!(
+        got.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    // The X25519 recipient is still the X25519 one.
+    let x = send(&a.router, "GET", "/v1/age-recipient", Body::empty()).await;
+    assert!(!x.text().starts_with("age1pq1"), "{}", x.text());
+
+    for config in [
+        ApiConfig {
+            age_pq: false,
+            ..Default::default()
+        },
+        ApiConfig {
+            age: false,
+            ..Default::default()
+        },
+    ] {
+        let off = api_with(r.clone(), config);
+        let got = send(&off.router, "GET", "/v1/age-pq-recipient", Body::empty()).await;
+        assert_eq!(got.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(got.text(), "cannot get post-quantum age recipient\n");
+    }
+    let none = api(go_registry());
+    let got = send(&none.router, "GET", "/v1/age-pq-recipient", Body::empty()).await;
+    assert_eq!(got.status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    // verify and rotate open post-quantum items; a renamed one is refused.
+    let label = Scope::Strict.label("default", "mysecret");
+    let blob = kseal_crypto::seal_age(&[pq.to_public()], &label, b"pq").unwrap();
+    let ss = sealed("default", "mysecret", &STANDARD.encode(blob));
+    assert_eq!(
+        post_json(&a.router, "/v1/verify", &ss).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post_json(&a.router, "/v1/rotate", &ss).await.status,
+        StatusCode::OK
+    );
+    let mut renamed = ss.clone();
+    renamed["metadata"]["name"] = json!("other");
+    renamed["spec"]["template"]["metadata"]["name"] = json!("other");
+    assert_ne!(
+        post_json(&a.router, "/v1/verify", &renamed).await.status,
+        StatusCode::OK
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // /v1/verify
 

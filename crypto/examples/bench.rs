@@ -5,12 +5,16 @@
 //! Reference operations (`openssl speed`): the RSA-4096 private operation (sign) for unseal, and
 //! the public operation (verify) plus AES-256-GCM over the item for seal. Ratios below 1.0 mean
 //! kseal is faster. Goals: unseal ≤ 1.2× the private op; seal ≤ 1.5× public op + AES.
+//!
+//! In the same run, the age format's per-item seal and open for one X25519 recipient and for one
+//! post-quantum mlkem768x25519 recipient (ML-KEM-768 + X25519), with the blob and key sizes of
+//! all three kinds (docs/age.md quotes them).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kseal_crypto::keygen::{generate, KeyProfile};
-use kseal_crypto::{seal, Keyring};
+use kseal_crypto::{open_age, seal, seal_age, AgeIdentity, Keyring};
 
 fn main() {
     let mut seconds = 3u64;
@@ -87,6 +91,60 @@ fn main() {
         "ratio seal / (openssl public + AES)    = {r_seal:.2}  (goal ≤ 1.50) {}",
         verdict(r_seal, 1.5)
     );
+
+    // The age format, one recipient, the same item and label.
+    let rsa_blob = blob.len();
+    let rsa_public = key.public_key().spki_der().len();
+    let rsa_private = key.to_pkcs1_pem().expect("PEM").len();
+    let mut rows = Vec::new();
+    for (name, id) in [
+        ("age X25519", AgeIdentity::generate()),
+        (
+            "age mlkem768x25519 (post-quantum)",
+            AgeIdentity::generate_pq(),
+        ),
+    ] {
+        let recipients = [id.to_public()];
+        let seal_t = per_op(seconds, || {
+            std::hint::black_box(seal_age(&recipients, label, &plaintext).expect("seal_age"));
+        });
+        let blob = seal_age(&recipients, label, &plaintext).expect("seal_age");
+        let open_t = per_op(seconds, || {
+            std::hint::black_box(open_age(&[&id], label, &blob).expect("open_age"));
+        });
+        let file = id.to_identity_file();
+        let secret = file.lines().nth(1).map(str::len).unwrap_or_default();
+        rows.push((
+            name,
+            seal_t,
+            open_t,
+            blob.len(),
+            format!("{} chars", recipients[0].as_str().len()),
+            format!("{secret} chars"),
+        ));
+    }
+    println!();
+    println!("per item ({bytes}-byte value, one recipient or key), all in this run");
+    println!(
+        "{:<34} {:>10} {:>10} {:>9} {:>16} {:>16}",
+        "kind", "seal µs", "open µs", "blob B", "public key", "private key"
+    );
+    println!(
+        "{:<34} {:>10.1} {:>10.1} {:>9} {:>16} {:>16}",
+        "bitnami RSA-4096",
+        us(seal_s),
+        us(unseal_s),
+        rsa_blob,
+        format!("{rsa_public} B SPKI"),
+        format!("{rsa_private} B PEM")
+    );
+    for (name, s, o, b, public, private) in rows {
+        println!(
+            "{name:<34} {:>10.1} {:>10.1} {b:>9} {public:>16} {private:>16}",
+            us(s),
+            us(o)
+        );
+    }
 }
 
 fn load_average() -> Option<f64> {

@@ -56,18 +56,18 @@
 //!
 //! # Recipients and identities
 //!
-//! Supported: age's native X25519 recipients (`age1…`) and identities (`AGE-SECRET-KEY-1…`).
-//! [`AgeRecipient`] and [`AgeIdentity`] are opaque, with an internal kind ([`AgeKeyType`]), so
-//! that more recipient types can be added without changing the API.
+//! Supported: age's native X25519 recipients (`age1…`) and identities (`AGE-SECRET-KEY-1…`),
+//! and the post-quantum hybrid `mlkem768x25519` type (recipients `age1pq1…`, identities
+//! `AGE-SECRET-KEY-PQ-1…`; ML-KEM-768 + X25519, implemented in `age_pq.rs` on the age crate's
+//! traits since age 0.12.1 lacks it). [`AgeRecipient`] and [`AgeIdentity`] are opaque, with an
+//! internal kind ([`AgeKeyType`]).
 //!
-//! Not supported: the post-quantum hybrid `mlkem768x25519` recipient (`age1pq1…`): the `age`
-//! crate in the tree (0.12.1, the newest release) does not implement it. It has only
-//! `mlkem768p256tag` (`age1tagpq1…`), which is encryption-only (no identity type: it is meant
-//! for hardware tokens behind plugins) and, carrying age's `postquantum` label, cannot be mixed
-//! with X25519 recipients in one file. Parsing an `age1pq1…`, `age1tag1…` or `age1tagpq1…`
-//! string gives an [`Error::InvalidAgeRecipient`] that says so. SSH, passphrase and plugin
-//! recipients are not supported either (the `ssh` feature would bring in the `rsa` crate,
-//! RUSTSEC-2023-0071).
+//! age's rule for post-quantum files holds: a value sealed for `age1pq1…` recipients cannot also
+//! be sealed for X25519 recipients (a classic key would then open it and undo the protection);
+//! [`seal_age`] refuses the mix with an [`Error::InvalidAgeRecipient`] that says so. Parsing an
+//! `age1tag1…` or `age1tagpq1…` (hardware token) string gives an [`Error::InvalidAgeRecipient`]
+//! that says they are not supported. SSH, passphrase and plugin recipients are not supported
+//! either (the `ssh` feature would bring in the `rsa` crate, RUSTSEC-2023-0071).
 //!
 //! # Key ids
 //!
@@ -119,13 +119,17 @@ pub const PAYLOAD_MAGIC: &[u8] = b"kseal-age/v1\n";
 pub enum AgeKeyType {
     /// age's native X25519 type: recipients `age1…`, identities `AGE-SECRET-KEY-1…`.
     X25519,
+    /// age's post-quantum hybrid type (ML-KEM-768 + X25519, X-Wing): recipients `age1pq1…`,
+    /// identities `AGE-SECRET-KEY-PQ-1…`.
+    MlKem768X25519,
 }
 
 impl AgeKeyType {
-    /// The name age's specification uses (`X25519`, its stanza tag).
+    /// The name age's specification uses (its stanza tag: `X25519`, `mlkem768x25519`).
     pub fn as_str(self) -> &'static str {
         match self {
             AgeKeyType::X25519 => "X25519",
+            AgeKeyType::MlKem768X25519 => "mlkem768x25519",
         }
     }
 }
@@ -139,6 +143,7 @@ impl fmt::Display for AgeKeyType {
 #[derive(Clone)]
 enum RecipientKind {
     X25519(::age::x25519::Recipient),
+    MlKem768X25519(Box<crate::age_pq::Recipient>),
 }
 
 /// A public age recipient, parsed from its `age1…` text. `Display` gives the canonical
@@ -155,7 +160,13 @@ impl AgeRecipient {
     pub fn key_type(&self) -> AgeKeyType {
         match self.kind {
             RecipientKind::X25519(_) => AgeKeyType::X25519,
+            RecipientKind::MlKem768X25519(_) => AgeKeyType::MlKem768X25519,
         }
+    }
+
+    /// Whether this is a post-quantum (`age1pq1…`) recipient.
+    pub fn is_post_quantum(&self) -> bool {
+        self.key_type() == AgeKeyType::MlKem768X25519
     }
 
     /// The canonical `age1…` text.
@@ -171,6 +182,16 @@ impl AgeRecipient {
     fn as_age(&self) -> &dyn ::age::Recipient {
         match &self.kind {
             RecipientKind::X25519(r) => r,
+            RecipientKind::MlKem768X25519(r) => r.as_ref(),
+        }
+    }
+
+    fn from_pq(r: crate::age_pq::Recipient) -> Self {
+        let text = r.to_string();
+        AgeRecipient {
+            kind: RecipientKind::MlKem768X25519(Box::new(r)),
+            fingerprint: Fingerprint::of_age_recipient(&text),
+            text,
         }
     }
 
@@ -187,13 +208,19 @@ impl AgeRecipient {
 impl FromStr for AgeRecipient {
     type Err = Error;
 
-    /// Parses an `age1…` recipient; surrounding whitespace is ignored. Errors never quote the
+    /// Parses an `age1…` (X25519) or `age1pq1…` (post-quantum) recipient; surrounding
+    /// whitespace is ignored. Errors never quote the
     /// input (it may be a secret key pasted in the wrong place).
     fn from_str(s: &str) -> Result<Self, Error> {
         let s = s.trim();
         let bad = |m: &str| Err(Error::InvalidAgeRecipient(m.to_string()));
         if starts_with_ignore_case(s, "AGE-SECRET-KEY-") {
             return bad("this is an age identity (secret key), not a recipient: give its public key (age1…)");
+        }
+        if starts_with_ignore_case(s, "age1pq1") {
+            return crate::age_pq::Recipient::parse(s)
+                .map(AgeRecipient::from_pq)
+                .map_err(|m| Error::InvalidAgeRecipient(m.to_string()));
         }
         match s.parse::<::age::x25519::Recipient>() {
             Ok(r) => Ok(AgeRecipient::from_x25519(r)),
@@ -204,14 +231,13 @@ impl FromStr for AgeRecipient {
                     .map(|i| s[..i].to_ascii_lowercase())
                     .unwrap_or_default();
                 match hrp.as_str() {
-                    "age1pq" => bad(
-                        "post-quantum mlkem768x25519 recipients (age1pq1…) are not supported by the age library kseal uses",
-                    ),
                     "age1tag" | "age1tagpq" => {
                         bad("tagged (hardware token) age recipients are not supported")
                     }
                     h if h.starts_with("age1") => bad("age plugin recipients are not supported"),
-                    _ if s.starts_with("ssh-") => bad("SSH keys are not supported as age recipients"),
+                    _ if s.starts_with("ssh-") => {
+                        bad("SSH keys are not supported as age recipients")
+                    }
                     _ => bad(&format!("expected an X25519 recipient age1… ({reason})")),
                 }
             }
@@ -273,6 +299,8 @@ impl<'de> serde::Deserialize<'de> for AgeRecipient {
 enum IdentityKind {
     /// `StaticSecret` inside is wiped on drop (x25519-dalek's `zeroize` feature, on by default).
     X25519(::age::x25519::Identity),
+    /// The seed and expanded keys inside are wiped on drop (see `age_pq.rs`).
+    MlKem768X25519(Box<crate::age_pq::Identity>),
 }
 
 /// A private age identity. `Debug` shows only its public recipient; the secret is wiped on drop
@@ -289,6 +317,28 @@ impl AgeIdentity {
         Self::from_x25519(::age::x25519::Identity::generate())
     }
 
+    /// A new random post-quantum `mlkem768x25519` identity (from the operating system's
+    /// generator).
+    pub fn generate_pq() -> Self {
+        Self::from_pq(crate::age_pq::Identity::generate())
+    }
+
+    /// A new random identity of `kind`.
+    pub fn generate_of(kind: AgeKeyType) -> Self {
+        match kind {
+            AgeKeyType::X25519 => Self::generate(),
+            AgeKeyType::MlKem768X25519 => Self::generate_pq(),
+        }
+    }
+
+    fn from_pq(id: crate::age_pq::Identity) -> Self {
+        let public = AgeRecipient::from_pq(id.to_public());
+        AgeIdentity {
+            kind: IdentityKind::MlKem768X25519(Box::new(id)),
+            public,
+        }
+    }
+
     fn from_x25519(id: ::age::x25519::Identity) -> Self {
         let public = AgeRecipient::from_x25519(id.to_public());
         AgeIdentity {
@@ -301,6 +351,7 @@ impl AgeIdentity {
     pub fn key_type(&self) -> AgeKeyType {
         match self.kind {
             IdentityKind::X25519(_) => AgeKeyType::X25519,
+            IdentityKind::MlKem768X25519(_) => AgeKeyType::MlKem768X25519,
         }
     }
 
@@ -319,7 +370,8 @@ impl AgeIdentity {
         self.public.fingerprint()
     }
 
-    /// Reads every identity of an age identity file: one `AGE-SECRET-KEY-1…` per line, blank
+    /// Reads every identity of an age identity file: one `AGE-SECRET-KEY-1…` or
+    /// `AGE-SECRET-KEY-PQ-1…` per line, blank
     /// lines and `#` comments ignored (what `age-keygen` writes). At least one is required.
     /// Errors name the line number, never its content.
     pub fn parse_identity_file(text: &str) -> Result<Vec<AgeIdentity>, Error> {
@@ -339,7 +391,7 @@ impl AgeIdentity {
         }
         if out.is_empty() {
             return Err(Error::InvalidAgeIdentity(
-                "no AGE-SECRET-KEY-1 line found".to_string(),
+                "no AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1… line found".to_string(),
             ));
         }
         Ok(out)
@@ -350,16 +402,17 @@ impl AgeIdentity {
     /// `# public key: age1…\nAGE-SECRET-KEY-1…\n`. `age -i`, `rage -i` and
     /// [`AgeIdentity::parse_identity_file`] read it back.
     pub fn to_identity_file(&self) -> Zeroizing<String> {
-        let secret = match &self.kind {
-            IdentityKind::X25519(id) => id.to_string(),
+        let secret: Zeroizing<String> = match &self.kind {
+            IdentityKind::X25519(id) => Zeroizing::new(id.to_string().expose_secret().to_string()),
+            IdentityKind::MlKem768X25519(id) => id.to_secret_text(),
         };
         let mut out = Zeroizing::new(String::with_capacity(
-            16 + self.public.text.len() + secret.expose_secret().len() + 2,
+            16 + self.public.text.len() + secret.len() + 2,
         ));
         out.push_str("# public key: ");
         out.push_str(&self.public.text);
         out.push('\n');
-        out.push_str(secret.expose_secret());
+        out.push_str(&secret);
         out.push('\n');
         out
     }
@@ -367,6 +420,7 @@ impl AgeIdentity {
     fn as_age(&self) -> &dyn ::age::Identity {
         match &self.kind {
             IdentityKind::X25519(id) => id,
+            IdentityKind::MlKem768X25519(id) => id.as_ref(),
         }
     }
 }
@@ -374,7 +428,8 @@ impl AgeIdentity {
 impl FromStr for AgeIdentity {
     type Err = Error;
 
-    /// Parses one `AGE-SECRET-KEY-1…` key (surrounding whitespace ignored). For whole identity
+    /// Parses one `AGE-SECRET-KEY-1…` or `AGE-SECRET-KEY-PQ-1…` key (surrounding whitespace
+    /// ignored). For whole identity
     /// files with comments, see [`AgeIdentity::parse_identity_file`].
     fn from_str(s: &str) -> Result<Self, Error> {
         let s = s.trim();
@@ -384,6 +439,11 @@ impl FromStr for AgeIdentity {
         }
         if s.starts_with("age1") {
             return bad("this is a recipient (public key), not an identity");
+        }
+        if starts_with_ignore_case(s, "AGE-SECRET-KEY-PQ-1") {
+            return crate::age_pq::Identity::parse(s)
+                .map(AgeIdentity::from_pq)
+                .map_err(|m| Error::InvalidAgeIdentity(m.to_string()));
         }
         match s.parse::<::age::x25519::Identity>() {
             Ok(id) => Ok(AgeIdentity::from_x25519(id)),
@@ -406,7 +466,8 @@ impl fmt::Debug for AgeIdentity {
 /// Seals `value` for every recipient under `label` (see the module docs for the layout).
 ///
 /// Errors: [`Error::NoAgeRecipients`] for an empty list; [`Error::InvalidAgeRecipient`] for
-/// [`MAX_STANZAS`] or more distinct recipients; [`Error::Encrypt`] when age refuses the
+/// [`MAX_STANZAS`] or more distinct recipients, or for post-quantum (`age1pq1…`) and X25519
+/// recipients together (age's rule, see the module docs); [`Error::Encrypt`] when age refuses the
 /// recipients or the label is longer than 65535 bytes (Kubernetes labels are at most 317).
 /// Duplicate recipients are sealed for once.
 pub fn seal_age(recipients: &[AgeRecipient], label: &[u8], value: &[u8]) -> Result<Vec<u8>, Error> {
@@ -426,13 +487,18 @@ pub fn seal_age(recipients: &[AgeRecipient], label: &[u8], value: &[u8]) -> Resu
             MAX_STANZAS - 1
         )));
     }
+    if unique.iter().any(|r| r.is_post_quantum()) && unique.iter().any(|r| !r.is_post_quantum()) {
+        return Err(Error::InvalidAgeRecipient(MIXED_PQ.to_string()));
+    }
     let encryptor = ::age::Encryptor::with_recipients(unique.iter().map(|r| r.as_age()))
         .map_err(|_| Error::Encrypt)?;
-    // Header: ~22 bytes + ~100 per X25519 stanza + 70 for the MAC line; then the 16-byte nonce,
+    // Header: ~22 bytes + ~100 per X25519 stanza (~1560 per mlkem768x25519 one) + 70 for the
+    // MAC line; then the 16-byte nonce,
     // the payload and 16 bytes of tag per 64 KiB chunk.
     let payload_len = PAYLOAD_MAGIC.len() + 2 + label.len() + value.len();
-    let mut out =
-        Vec::with_capacity(120 + 110 * unique.len() + payload_len + 16 * (1 + payload_len / 65536));
+    let mut out = Vec::with_capacity(
+        120 + stanza_bytes(&unique) + payload_len + 16 * (1 + payload_len / 65536),
+    );
     let mut w = encryptor
         .wrap_output(&mut out)
         .map_err(|_| Error::Encrypt)?;
@@ -452,6 +518,16 @@ pub fn seal_age(recipients: &[AgeRecipient], label: &[u8], value: &[u8]) -> Resu
     Ok(out)
 }
 
+/// The refusal of [`seal_age`] for post-quantum and X25519 recipients together.
+pub const MIXED_PQ: &str = "post-quantum recipients (age1pq1…) cannot be mixed with X25519 recipients (age1…) in one value: an X25519 key could then open it, which undoes the post-quantum protection (age's rule); give every recipient a post-quantum key, or seal without the age1pq1… ones";
+
+fn stanza_bytes(recipients: &[&AgeRecipient]) -> usize {
+    recipients
+        .iter()
+        .map(|r| if r.is_post_quantum() { 1560 } else { 110 })
+        .sum()
+}
+
 /// What the header of an age blob says, read without any secret: see [`inspect_age`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgeHeader {
@@ -464,6 +540,20 @@ impl AgeHeader {
     /// How many `X25519` stanzas the header has: one per distinct recipient it was sealed for.
     pub fn x25519_stanzas(&self) -> usize {
         self.stanza_types.iter().filter(|t| *t == "X25519").count()
+    }
+
+    /// How many post-quantum `mlkem768x25519` stanzas the header has.
+    pub fn pq_stanzas(&self) -> usize {
+        self.stanza_types
+            .iter()
+            .filter(|t| *t == crate::age_pq::STANZA_TAG)
+            .count()
+    }
+
+    /// The stanzas kseal's recipient types wrote (X25519 and mlkem768x25519), without age's
+    /// grease stanza.
+    pub fn recipient_stanzas(&self) -> usize {
+        self.x25519_stanzas() + self.pq_stanzas()
     }
 }
 
@@ -505,12 +595,32 @@ pub fn open_age(
     open_identifying(identities.iter().copied(), label, blob).map(|(v, _)| v)
 }
 
+/// Decrypts any binary age v1 file `blob` with the first of `identities` that can, with the
+/// same bounds and checks as [`open_age`] but returning the whole payload: no `kseal-age/v1`
+/// magic or label is looked for. For conformance tests (the CCTV age vectors) and tools;
+/// sealed values are opened with [`open_age`], which binds them to their label.
+pub fn decrypt_age_file(identities: &[&AgeIdentity], blob: &[u8]) -> Result<SecretBytes, Error> {
+    let (mut payload, _) = decrypt_identifying(identities.iter().copied(), blob)?;
+    Ok(SecretBytes::new(std::mem::take(&mut *payload)))
+}
+
 /// [`open_age`], also returning the identity that opened the blob.
 pub(crate) fn open_identifying<'a, I>(
     identities: I,
     label: &[u8],
     blob: &[u8],
 ) -> Result<(SecretBytes, &'a AgeIdentity), Error>
+where
+    I: IntoIterator<Item = &'a AgeIdentity>,
+{
+    let (payload, id) = decrypt_identifying(identities, blob)?;
+    split_payload(payload, label).map(|v| (v, id))
+}
+
+fn decrypt_identifying<'a, I>(
+    identities: I,
+    blob: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, &'a AgeIdentity), Error>
 where
     I: IntoIterator<Item = &'a AgeIdentity>,
 {
@@ -543,7 +653,7 @@ where
         // authenticate (tampered, truncated, extended) fails for every identity.
         return Err(Error::NoKeyCouldDecrypt);
     }
-    split_payload(payload, label).map(|v| (v, id))
+    Ok((payload, id))
 }
 
 /// One of the identities handed to age, noting in `hit` when it unwraps a file key (the last
@@ -603,13 +713,18 @@ fn split_payload(mut payload: Zeroizing<Vec<u8>>, label: &[u8]) -> Result<Secret
 /// bodies are base64 and never start with `-`).
 /// Measures the header of an age `blob` (everything up to and including the `---` MAC line)
 /// with one linear scan, before age's parser sees it: [`Error::MalformedAge`] when it is
-/// longer than [`MAX_HEADER_BYTES`] or has more than [`MAX_STANZAS`] stanzas. A header with no
+/// longer than [`MAX_HEADER_BYTES`], has more than [`MAX_STANZAS`] stanzas, or has a stanza
+/// without its final short body line (which age 0.12's parser lets through; CCTV vectors
+/// `stanza_missing_body`, `stanza_missing_final_line`). A header with no
 /// MAC line within the bound is left to age, which reports it truncated.
 fn header_bounds(blob: &[u8]) -> Result<(), Error> {
     let window = &blob[..blob.len().min(MAX_HEADER_BYTES + 1)];
     let mut stanzas = 0usize;
     let mut at = 0usize;
     let mut first = true;
+    // Inside a stanza whose last body line has not come yet (age 0.12's parser accepts a stanza
+    // without its final short body line, which the age specification forbids).
+    let mut open_stanza = false;
     while at < window.len() {
         let line_end = window[at..]
             .iter()
@@ -618,6 +733,9 @@ fn header_bounds(blob: &[u8]) -> Result<(), Error> {
         let line = &window[at..line_end.unwrap_or(window.len())];
         if !first {
             if line.starts_with(b"---") {
+                if open_stanza {
+                    return Err(Error::MalformedAge("invalid header"));
+                }
                 if line_end.is_none() && blob.len() > window.len() {
                     // The MAC line runs past the bound.
                     return Err(Error::MalformedAge("header too long"));
@@ -625,10 +743,17 @@ fn header_bounds(blob: &[u8]) -> Result<(), Error> {
                 return Ok(());
             }
             if line.starts_with(b"-> ") {
+                if open_stanza {
+                    return Err(Error::MalformedAge("invalid header"));
+                }
+                open_stanza = true;
                 stanzas += 1;
                 if stanzas > MAX_STANZAS {
                     return Err(Error::MalformedAge("too many recipient stanzas"));
                 }
+            } else if line.len() < 64 {
+                // A stanza's body ends with its first line shorter than 64 columns.
+                open_stanza = false;
             }
         }
         first = false;

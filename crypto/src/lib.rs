@@ -40,6 +40,7 @@
 //! quote either.
 
 pub mod age;
+mod age_pq;
 pub mod cert;
 pub mod envelope;
 mod error;
@@ -54,7 +55,8 @@ pub mod scope;
 mod secret;
 
 pub use crate::age::{
-    inspect_age, open_age, seal_age, AgeHeader, AgeIdentity, AgeKeyType, AgeRecipient,
+    decrypt_age_file, inspect_age, open_age, seal_age, AgeHeader, AgeIdentity, AgeKeyType,
+    AgeRecipient,
 };
 pub use cert::Certificate;
 pub use envelope::Format;

@@ -6,10 +6,10 @@ mod common;
 use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
-use kseal_crypto::age::PAYLOAD_MAGIC;
+use kseal_crypto::age::{MAX_HEADER_BYTES, PAYLOAD_MAGIC};
 use kseal_crypto::{
-    open_age, seal, seal_age, AgeIdentity, AgeKeyType, AgeRecipient, Error, Fingerprint, Format,
-    Keyring, Scope,
+    inspect_age, open_age, seal, seal_age, AgeIdentity, AgeKeyType, AgeRecipient, Error,
+    Fingerprint, Format, Keyring, Scope,
 };
 use proptest::prelude::*;
 
@@ -510,7 +510,7 @@ fn recipient_errors_never_quote_the_input() {
         ),
         (
             "age1pq1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
-            "post-quantum mlkem768x25519",
+            "age1pq1",
         ),
         (
             "age1tag1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
@@ -575,8 +575,14 @@ fn identity_file_round_trip_and_errors() {
     assert!(msg.starts_with("invalid age identity: line 3: "), "{msg}");
     assert!(!msg.contains(secret_tail), "{msg}");
     for (text, want) in [
-        ("", "no AGE-SECRET-KEY-1 line found"),
-        ("# only comments\n\n", "no AGE-SECRET-KEY-1 line found"),
+        (
+            "",
+            "no AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1… line found",
+        ),
+        (
+            "# only comments\n\n",
+            "no AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1… line found",
+        ),
         (
             GO_RECIPIENT_1,
             "line 1: this is a recipient (public key), not an identity",
@@ -716,4 +722,138 @@ fn long_headers_are_refused_before_age_parses_them() {
     // A linear scan: a few milliseconds even in a debug build (age took seconds).
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+}
+
+/// The post-quantum mlkem768x25519 type: same envelope, label binding and failure reports.
+mod post_quantum {
+    use super::*;
+
+    fn pq() -> &'static [AgeIdentity; 3] {
+        static IDS: OnceLock<[AgeIdentity; 3]> = OnceLock::new();
+        IDS.get_or_init(|| {
+            [
+                AgeIdentity::generate_pq(),
+                AgeIdentity::generate_pq(),
+                AgeIdentity::generate_pq(),
+            ]
+        })
+    }
+
+    #[test]
+    fn seal_open_and_label_binding() {
+        let [a, b, c] = pq();
+        let recipients = [a.to_public(), b.to_public()];
+        let blob = seal_age(&recipients, b"ns/name", b"secret value").unwrap();
+        let h = inspect_age(&blob).unwrap();
+        assert_eq!((h.pq_stanzas(), h.x25519_stanzas()), (2, 0), "{h:?}");
+        assert_eq!(h.recipient_stanzas(), 2);
+        for id in [a, b] {
+            assert_eq!(
+                open_age(&[id], b"ns/name", &blob).unwrap().expose(),
+                b"secret value"
+            );
+        }
+        assert!(matches!(
+            open_age(&[c], b"ns/name", &blob),
+            Err(Error::NoKeyCouldDecrypt)
+        ));
+        // Moved, renamed or rescoped: refused, without naming either label.
+        for other in [&b"ns/other"[..], b"other/name", b"ns", b""] {
+            assert!(matches!(
+                open_age(&[a], other, &blob),
+                Err(Error::LabelMismatch)
+            ));
+        }
+        // Every X25519 identity tries and fails, a PQ one among them opens.
+        let classic = AgeIdentity::generate();
+        assert!(open_age(&[&classic, c, b], b"ns/name", &blob).is_ok());
+    }
+
+    #[test]
+    fn key_text_round_trip() {
+        let a = &pq()[0];
+        assert_eq!(a.key_type(), AgeKeyType::MlKem768X25519);
+        assert!(a.to_public().is_post_quantum());
+        assert_eq!(a.to_public().key_type().as_str(), "mlkem768x25519");
+        let file = a.to_identity_file();
+        let lines: Vec<&str> = file.lines().collect();
+        assert_eq!(lines[0], format!("# public key: {}", a.to_public()));
+        assert!(lines[0].starts_with("# public key: age1pq1"));
+        assert!(lines[1].starts_with("AGE-SECRET-KEY-PQ-1"));
+        let back = AgeIdentity::parse_identity_file(&file).unwrap();
+        assert_eq!(back[0].to_public(), a.to_public());
+        // age-keygen's output of the Go tools reads back too (lower case is also accepted).
+        let lower = lines[1].to_lowercase().parse::<AgeIdentity>().unwrap();
+        assert_eq!(lower.to_public(), a.to_public());
+        let r: AgeRecipient = a.to_public().as_str().parse().unwrap();
+        assert_eq!(r, a.to_public());
+        // 1216 bytes of key in Bech32: 1959 characters.
+        assert_eq!(r.as_str().len(), 1959);
+        assert!(format!("{a:?}").contains("<redacted>"));
+        assert!(!format!("{a:?}").contains(&lines[1][20..]));
+    }
+
+    #[test]
+    fn bad_pq_text_is_refused_without_quoting_it() {
+        let a = pq()[0].to_public().to_string();
+        let mut flipped = a.clone().into_bytes();
+        let n = flipped.len() - 10;
+        flipped[n] = if flipped[n] == b'q' { b'p' } else { b'q' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for bad in [flipped.as_str(), &a[..a.len() - 1], "age1pq1qqqq"] {
+            let msg = bad.parse::<AgeRecipient>().unwrap_err().to_string();
+            assert!(msg.contains("age1pq1"), "{msg}");
+            if bad.len() > 20 {
+                assert!(!msg.contains(&bad[10..]), "{msg} quotes its input");
+            }
+        }
+        let secret = pq()[0].to_identity_file();
+        let secret = secret.lines().nth(1).unwrap();
+        let msg = secret[..secret.len() - 1]
+            .parse::<AgeIdentity>()
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("AGE-SECRET-KEY-PQ-1"), "{msg}");
+        assert!(!msg.contains(&secret[20..40]), "{msg}");
+    }
+
+    #[test]
+    fn pq_and_x25519_recipients_are_not_mixed() {
+        let e = seal_age(&[pq()[0].to_public(), id().to_public()], b"l", b"v").unwrap_err();
+        assert!(matches!(e, Error::InvalidAgeRecipient(_)));
+        let msg = e.to_string();
+        assert!(msg.contains("cannot be mixed with X25519"), "{msg}");
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let a = &pq()[0];
+        let blob = seal_age(&[a.to_public()], b"l", b"value").unwrap();
+        // A byte of the share, of the wrapped key, of the MAC and of the payload.
+        let h = header_len(&blob);
+        for at in [40, 1200, 1540, h - 5, h + 20, blob.len() - 1] {
+            let mut t = blob.clone();
+            t[at] ^= 0x01;
+            assert!(open_age(&[a], b"l", &t).is_err(), "byte {at}");
+        }
+    }
+
+    #[test]
+    fn header_fits_about_forty_pq_recipients() {
+        let ids: Vec<AgeIdentity> = (0..41).map(|_| AgeIdentity::generate_pq()).collect();
+        let rs: Vec<AgeRecipient> = ids.iter().map(|i| i.to_public()).collect();
+        let blob = seal_age(&rs, b"l", b"v").unwrap();
+        assert!(
+            header_len(&blob) < MAX_HEADER_BYTES,
+            "{}",
+            header_len(&blob)
+        );
+        let more: Vec<AgeRecipient> = rs
+            .iter()
+            .cloned()
+            .chain((0..2).map(|_| AgeIdentity::generate_pq().to_public()))
+            .collect();
+        let e = seal_age(&more, b"l", b"v").unwrap_err().to_string();
+        assert!(e.contains("header would exceed"), "{e}");
+    }
 }

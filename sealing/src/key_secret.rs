@@ -78,6 +78,9 @@ pub const CONFIGMAP_CERT_KEY: &str = "cert.pem";
 pub const CONFIGMAP_FINGERPRINT_KEY: &str = "fingerprint";
 /// The data key of the certificate ConfigMap that holds the newest age recipient.
 pub const CONFIGMAP_AGE_RECIPIENT_KEY: &str = "age-recipient";
+/// The data key of the certificate ConfigMap that holds the newest post-quantum age recipient
+/// (`age1pq1…`).
+pub const CONFIGMAP_AGE_PQ_RECIPIENT_KEY: &str = "age-pq-recipient";
 
 /// The `generateName` of age identity Secrets for a key prefix: `<prefix>-age-`.
 pub fn age_secret_prefix(key_prefix: &str) -> String {
@@ -320,10 +323,12 @@ pub fn age_identity_secret(
 }
 
 /// The data of the certificate ConfigMap: `cert.pem`, `fingerprint` and, when given,
-/// `age-recipient` (the `age1…` text, without a newline, like `fingerprint`).
+/// `age-recipient` (the `age1…` text, without a newline, like `fingerprint`) and
+/// `age-pq-recipient` (the post-quantum `age1pq1…` text).
 pub fn certificate_data(
     cert: &Certificate,
     age_recipient: Option<&AgeRecipient>,
+    age_pq_recipient: Option<&AgeRecipient>,
 ) -> BTreeMap<String, String> {
     let mut data = BTreeMap::from([
         (CONFIGMAP_CERT_KEY.to_string(), cert.to_pem()),
@@ -334,6 +339,9 @@ pub fn certificate_data(
     ]);
     if let Some(r) = age_recipient {
         data.insert(CONFIGMAP_AGE_RECIPIENT_KEY.to_string(), r.to_string());
+    }
+    if let Some(r) = age_pq_recipient {
+        data.insert(CONFIGMAP_AGE_PQ_RECIPIENT_KEY.to_string(), r.to_string());
     }
     data
 }

@@ -135,7 +135,7 @@ async fn key_secrets(c: &Controller) -> Result<Vec<Secret>> {
 #[derive(Debug, serde::Serialize)]
 struct KeyInfo {
     secret: String,
-    /// `rsa` or `age`.
+    /// `rsa`, `age` or `age-pq` (post-quantum mlkem768x25519).
     #[serde(rename = "type")]
     type_: &'static str,
     fingerprint: String,
@@ -164,11 +164,19 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
                     .and_then(|a| a.get(ANNOTATION_AGE_RECIPIENT))
                     .and_then(|r| r.parse::<kseal_crypto::AgeRecipient>().ok());
                 let created = s.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                let pq = recipient.as_ref().is_some_and(|r| r.is_post_quantum());
                 return KeyInfo {
                     secret: s.metadata.name.clone().unwrap_or_default(),
-                    type_: "age",
+                    type_: if pq { "age-pq" } else { "age" },
+                    // A post-quantum recipient is 1959 characters: its SHA256 fingerprint.
                     fingerprint: recipient
-                        .map(|r| r.as_str().to_string())
+                        .map(|r| {
+                            if r.is_post_quantum() {
+                                r.fingerprint().to_string()
+                            } else {
+                                r.as_str().to_string()
+                            }
+                        })
                         .unwrap_or_else(|| "(no recipient annotation)".into()),
                     state: key_secret::state(s).unwrap_or_default().to_string(),
                     created: created.map(|t| t.to_string()).unwrap_or_default(),
@@ -214,15 +222,17 @@ fn describe_keys(secrets: &[Secret]) -> Vec<KeyInfo> {
             }
         })
         .collect();
-    // The newest active age identity is the age recipient to seal for.
-    if let Some(i) = out
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| k.type_ == "age" && k.state == "active")
-        .max_by(|a, b| a.1.created.cmp(&b.1.created).then(b.0.cmp(&a.0)))
-        .map(|(i, _)| i)
-    {
-        out[i].sealing = true;
+    // The newest active age identity of each kind is the age recipient to seal for.
+    for kind in ["age", "age-pq"] {
+        if let Some(i) = out
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.type_ == kind && k.state == "active")
+            .max_by(|a, b| a.1.created.cmp(&b.1.created).then(b.0.cmp(&a.0)))
+            .map(|(i, _)| i)
+        {
+            out[i].sealing = true;
+        }
     }
     // The sealing key: the newest active one by certificate NotBefore (the controller's default
     // --key-order-priority).

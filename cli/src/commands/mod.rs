@@ -1,5 +1,6 @@
 //! One module per subcommand: its settings and `run()`.
 
+pub mod age_keygen;
 pub mod cert;
 pub mod completion;
 pub mod files;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seal(a) => seal::run(*a),
         Command::Unseal(a) => unseal::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::AgeKeygen(a) => age_keygen::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Verify(a) => verify::run(a),

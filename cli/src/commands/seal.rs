@@ -206,6 +206,7 @@ pub fn choose_keys(args: &SealArgs) -> Result<Chosen> {
         )?)));
     }
     if !recipients.is_empty() {
+        config::check_pq_mix(&recipients, "--recipient/--recipients-file")?;
         return Ok(chosen(SealKeys::Age(recipients)));
     }
     if !args.no_config {
@@ -243,7 +244,10 @@ pub fn choose_keys(args: &SealArgs) -> Result<Chosen> {
                 RuleKeys::Cert(src) => SealKeys::Cert(
                     load_certificate(Some(&src), &args.cluster).with_context(|| m.describe())?,
                 ),
-                RuleKeys::Recipients(r) => SealKeys::Age(r),
+                RuleKeys::Recipients(r) => {
+                    config::check_pq_mix(&r, &m.describe())?;
+                    SealKeys::Age(r)
+                }
             };
             if args.verbose {
                 eprintln!("kseal: keys from {}: {}", m.describe(), keys.describe());

@@ -6,7 +6,7 @@
 //! 1. its value is base64;
 //! 2. the blob's format is known ([`Format::detect`]) and its structure holds: a Bitnami blob's
 //!    length prefix fits and an AES-GCM tag follows; an age blob's header parses and has an
-//!    X25519 stanza ([`kseal_crypto::inspect_age`]);
+//!    X25519 or post-quantum mlkem768x25519 stanza ([`kseal_crypto::inspect_age`]);
 //! 3. with the item's seal record ([`kseal_sealing::seal_record`]): the record is the one made for
 //!    this ciphertext and item name (else the value was copied from another item or
 //!    SealedSecret, or edited); it was sealed for this SealedSecret's current name, namespace
@@ -380,10 +380,10 @@ fn structure(
             .map_err(|e| (Some(format), format!("Bitnami ciphertext: {e}"))),
         Format::Age => {
             let h = kseal_crypto::inspect_age(blob).map_err(|e| (Some(format), e.to_string()))?;
-            if h.x25519_stanzas() == 0 {
+            if h.recipient_stanzas() == 0 {
                 return Err((
                     Some(format),
-                    "age header has no X25519 recipient stanza".to_string(),
+                    "age header has no X25519 or mlkem768x25519 recipient stanza".to_string(),
                 ));
             }
             Ok((format, None))

@@ -7,6 +7,7 @@
 //! | `/healthz` | 200 `ok\n`; depends on nothing, so it answers while the watches start |
 //! | `/v1/cert.pem` | the newest key's certificate; 500 `cannot get certificate\n` without one |
 //! | `/v1/age-recipient` | kseal: the newest age identity's recipient, `age1…\n` (text/plain); 500 `cannot get age recipient\n` without one or with `--age=false` |
+//! | `/v1/age-pq-recipient` | kseal: the newest post-quantum identity's recipient, `age1pq1…\n` (text/plain); 500 `cannot get post-quantum age recipient\n` without one or with `--age-pq=false`/`--age=false` |
 //! | `/v1/verify` | 200 when every item opens with some key, 409 when not; rate-limited |
 //! | `/v1/rotate` | the SealedSecret re-sealed with the newest key, as compact JSON; rate-limited (kseal) |
 //!
@@ -75,6 +76,8 @@ pub const HEALTHZ_PATH: &str = "/healthz";
 pub const CERT_PATH: &str = "/v1/cert.pem";
 /// The newest age recipient (kseal).
 pub const AGE_RECIPIENT_PATH: &str = "/v1/age-recipient";
+/// The newest post-quantum (mlkem768x25519) age recipient (kseal).
+pub const AGE_PQ_RECIPIENT_PATH: &str = "/v1/age-pq-recipient";
 /// Does a SealedSecret decrypt with the controller's keys.
 pub const VERIFY_PATH: &str = "/v1/verify";
 /// Re-seal a SealedSecret with the newest key.
@@ -100,6 +103,9 @@ pub struct ApiConfig {
     pub accept_deprecated_v1_data: bool,
     /// `--age` (default true): serve the newest age recipient on `/v1/age-recipient`.
     pub age: bool,
+    /// `--age-pq` (default true): serve the newest post-quantum age recipient on
+    /// `/v1/age-pq-recipient`.
+    pub age_pq: bool,
     /// `--trusted-proxies`: peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,
     /// The process-wide private-key work limit (shared with the reconcilers).
@@ -116,6 +122,7 @@ impl Default for ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             accept_deprecated_v1_data: true,
             age: true,
+            age_pq: true,
             trusted_proxies: Vec::new(),
             work: PrivateKeyWork::default(),
             work_wait: HTTP_WAIT,
@@ -144,6 +151,7 @@ pub struct ApiState {
     max_body_bytes: usize,
     unseal_options: UnsealOptions,
     age: bool,
+    age_pq: bool,
 }
 
 impl ApiState {
@@ -185,6 +193,7 @@ impl ApiState {
                 accept_deprecated_v1_data: config.accept_deprecated_v1_data,
             },
             age: config.age,
+            age_pq: config.age && config.age_pq,
         })
     }
 
@@ -214,6 +223,7 @@ pub fn router(state: ApiState) -> Router {
         .route(HEALTHZ_PATH, any(healthz))
         .route(CERT_PATH, any(cert_pem))
         .route(AGE_RECIPIENT_PATH, any(age_recipient))
+        .route(AGE_PQ_RECIPIENT_PATH, any(age_pq_recipient))
         .route(VERIFY_PATH, any(verify))
         .route(ROTATE_PATH, any(rotate))
         .fallback(not_found)
@@ -282,6 +292,33 @@ async fn age_recipient(State(s): State<ApiState>, method: Method) -> Response {
                 go_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "cannot get age recipient",
+                )
+            }
+        }
+    })
+    .await
+}
+
+async fn age_pq_recipient(State(s): State<ApiState>, method: Method) -> Response {
+    s.instrumented(AGE_PQ_RECIPIENT_PATH, &method, async {
+        let registry = s.snapshot();
+        match registry.newest_age_pq().filter(|_| s.age_pq) {
+            Some(id) => (
+                [(header::CONTENT_TYPE, TEXT_PLAIN)],
+                format!("{}\n", id.identity.recipient()),
+            )
+                .into_response(),
+            None => {
+                if s.age_pq {
+                    tracing::warn!("cannot get post-quantum age recipient: no such identity yet");
+                } else {
+                    tracing::info!(
+                        "cannot get post-quantum age recipient: off (--age-pq=false or --age=false)"
+                    );
+                }
+                go_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot get post-quantum age recipient",
                 )
             }
         }

@@ -8,7 +8,9 @@
 //! Age identities ride along (unless `--age=false`, [`KeyManager::with_age`]): loaded with the
 //! keys, generated under the same rules, renewed together with the RSA key, and the newest
 //! recipient published next to the certificate. With age off none is generated or published,
-//! but the identities found are still loaded: age blobs sealed earlier keep opening.
+//! but the identities found are still loaded: age blobs sealed earlier keep opening. A
+//! post-quantum (mlkem768x25519) identity rides along the same way, published apart
+//! (`age-pq-recipient`), unless `--age-pq=false` ([`KeyManager::with_age_pq`]) or `--age=false`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,14 +19,15 @@ use k8s_openapi::jiff::Timestamp;
 use kseal_crypto::keygen::{generate, KeyProfile};
 use tokio::sync::watch;
 
-use kseal_crypto::{AgeIdentity, AgeRecipient};
+use kseal_crypto::{AgeIdentity, AgeKeyType, AgeRecipient};
 
 use crate::keys::registry::{
-    needs_age_identity_at_startup, needs_key_at_startup, KeyRegistry, RegisteredAgeIdentity,
-    RegisteredKey,
+    needs_age_identity_of, needs_key_at_startup, KeyRegistry, RegisteredAgeIdentity, RegisteredKey,
 };
 use crate::keys::store::{KeyStore, KeyStoreError};
-use kseal_sealing::key_secret::{certificate_data, CONFIGMAP_AGE_RECIPIENT_KEY};
+use kseal_sealing::key_secret::{
+    certificate_data, CONFIGMAP_AGE_PQ_RECIPIENT_KEY, CONFIGMAP_AGE_RECIPIENT_KEY,
+};
 
 /// What new keys look like and where the certificate is published.
 #[derive(Debug, Clone)]
@@ -47,6 +50,7 @@ pub struct KeyManager {
     store: KeyStore,
     policy: KeyPolicy,
     age: bool,
+    age_pq: bool,
     keys: watch::Sender<Arc<KeyRegistry>>,
 }
 
@@ -63,6 +67,8 @@ pub struct Startup {
     pub generated: Option<String>,
     /// The Secret of an age identity generated now, if one was.
     pub age_generated: Option<String>,
+    /// The Secret of a post-quantum age identity generated now, if one was.
+    pub age_pq_generated: Option<String>,
 }
 
 /// What a renewal did.
@@ -72,6 +78,8 @@ pub struct Renewal {
     pub key_secret: String,
     /// The new age identity's Secret (`None` with `--age=false` or when it failed).
     pub age_secret: Option<String>,
+    /// The new post-quantum age identity's Secret (`None` when off or when it failed).
+    pub age_pq_secret: Option<String>,
     /// Why no age identity was made although age is on. The RSA key is renewed regardless:
     /// the identity follows at the next renewal or leader start-up.
     pub age_error: Option<KeyStoreError>,
@@ -86,6 +94,7 @@ impl KeyManager {
             store,
             policy,
             age: true,
+            age_pq: true,
             keys,
         }
     }
@@ -100,6 +109,30 @@ impl KeyManager {
     /// Whether age identities are generated and published.
     pub fn age_enabled(&self) -> bool {
         self.age
+    }
+
+    /// `--age-pq`: whether a post-quantum (mlkem768x25519) identity is generated, renewed and
+    /// published too (default true; nothing post-quantum is made with age off).
+    pub fn with_age_pq(mut self, enabled: bool) -> Self {
+        self.age_pq = enabled;
+        self
+    }
+
+    /// Whether post-quantum age identities are generated and published.
+    pub fn age_pq_enabled(&self) -> bool {
+        self.age && self.age_pq
+    }
+
+    /// The kinds of age identity generated and published.
+    fn age_kinds(&self) -> Vec<AgeKeyType> {
+        let mut kinds = Vec::new();
+        if self.age {
+            kinds.push(AgeKeyType::X25519);
+        }
+        if self.age_pq_enabled() {
+            kinds.push(AgeKeyType::MlKem768X25519);
+        }
+        kinds
     }
 
     /// A receiver of the current registry (every change is published as a new `Arc`).
@@ -133,11 +166,16 @@ impl KeyManager {
             generated = key.secret_name.clone();
             registry.register(key);
         }
-        let mut age_generated = None;
-        if self.age && needs_age_identity_at_startup(&registry, self.policy.cutoff) {
-            let id = self.generate_and_store_age(now).await?;
-            age_generated = id.secret_name.clone();
-            registry.register_age(id);
+        let (mut age_generated, mut age_pq_generated) = (None, None);
+        for kind in self.age_kinds() {
+            if needs_age_identity_of(&registry, kind, self.policy.cutoff) {
+                let id = self.generate_and_store_age(now, kind).await?;
+                match kind {
+                    AgeKeyType::X25519 => age_generated = id.secret_name.clone(),
+                    _ => age_pq_generated = id.secret_name.clone(),
+                }
+                registry.register_age(id);
+            }
         }
         self.publish(registry).await?;
         Ok(Startup {
@@ -146,6 +184,7 @@ impl KeyManager {
             unreadable,
             generated,
             age_generated,
+            age_pq_generated,
         })
     }
 
@@ -196,6 +235,7 @@ impl KeyManager {
             unreadable,
             generated: None,
             age_generated: None,
+            age_pq_generated: None,
         })
     }
 
@@ -211,20 +251,27 @@ impl KeyManager {
         Ok(name)
     }
 
-    /// Generates an age identity when age is on and there is none or the newest is older than
+    /// Generates an age identity of each kind that is on (X25519, and post-quantum unless
+    /// `--age-pq=false`) when there is none of that kind or the newest is older than
     /// `--key-cutoff-time` (the leader's start-up step, after [`KeyManager::ensure_key`]).
-    /// Returns the new identity's Secret name.
+    /// Returns the new identities' Secret names and recipients.
     pub async fn ensure_age_identity(
         &self,
         now: Timestamp,
-    ) -> Result<Option<String>, KeyStoreError> {
-        if !self.age || !needs_age_identity_at_startup(&self.current(), self.policy.cutoff) {
-            return Ok(None);
+    ) -> Result<Vec<(String, String)>, KeyStoreError> {
+        let mut made = Vec::new();
+        for kind in self.age_kinds() {
+            if !needs_age_identity_of(&self.current(), kind, self.policy.cutoff) {
+                continue;
+            }
+            let id = self.generate_and_store_age(now, kind).await?;
+            made.push((
+                id.secret_name.clone().unwrap_or_default(),
+                id.identity.recipient().to_string(),
+            ));
+            self.add_age(id);
         }
-        let id = self.generate_and_store_age(now).await?;
-        let name = id.secret_name.clone();
-        self.add_age(id);
-        Ok(name)
+        Ok(made)
     }
 
     /// Registers a key found at run time (a key Secret added or relabelled). Returns whether
@@ -259,11 +306,15 @@ impl KeyManager {
 
     /// What is published: the newest RSA key's fingerprint and, with age on, the newest age
     /// recipient. The publisher writes again whenever this changes.
-    pub fn published_state(&self) -> Option<(String, Option<String>)> {
+    pub fn published_state(&self) -> Option<(String, Option<String>, Option<String>)> {
         let registry = self.current();
         let newest = registry.newest()?;
-        let age = self.published_recipient(&registry).map(|r| r.to_string());
-        Some((newest.key.fingerprint().to_string(), age))
+        let (age, pq) = self.published_recipients(&registry);
+        Some((
+            newest.key.fingerprint().to_string(),
+            age.map(|r| r.to_string()),
+            pq.map(|r| r.to_string()),
+        ))
     }
 
     /// Whether the certificate ConfigMap holds exactly what this controller publishes (the
@@ -272,22 +323,32 @@ impl KeyManager {
     pub fn configmap_matches(&self, cm: &k8s_openapi::api::core::v1::ConfigMap) -> Option<bool> {
         let registry = self.current();
         let cert = registry.newest()?.key.certificate()?;
-        let recipient = self.published_recipient(&registry);
+        let (recipient, pq) = self.published_recipients(&registry);
         let get = |k: &str| cm.data.as_ref().and_then(|d| d.get(k));
         Some(
-            certificate_data(cert, recipient)
+            certificate_data(cert, recipient, pq)
                 .iter()
                 .all(|(k, v)| get(k) == Some(v))
-                && (recipient.is_some() || get(CONFIGMAP_AGE_RECIPIENT_KEY).is_none()),
+                && (recipient.is_some() || get(CONFIGMAP_AGE_RECIPIENT_KEY).is_none())
+                && (pq.is_some() || get(CONFIGMAP_AGE_PQ_RECIPIENT_KEY).is_none()),
         )
     }
 
-    /// The age recipient to publish: the newest identity's, with age on.
-    fn published_recipient<'r>(&self, registry: &'r KeyRegistry) -> Option<&'r AgeRecipient> {
-        if !self.age {
-            return None;
-        }
-        registry.newest_age().map(|i| i.identity.recipient())
+    /// The age recipients to publish: the newest X25519 identity's (with age on) and the newest
+    /// post-quantum identity's (with age and `--age-pq` on).
+    fn published_recipients<'r>(
+        &self,
+        registry: &'r KeyRegistry,
+    ) -> (Option<&'r AgeRecipient>, Option<&'r AgeRecipient>) {
+        let x = registry
+            .newest_age()
+            .filter(|_| self.age)
+            .map(|i| i.identity.recipient());
+        let pq = registry
+            .newest_age_pq()
+            .filter(|_| self.age_pq_enabled())
+            .map(|i| i.identity.recipient());
+        (x, pq)
     }
 
     /// Writes the newest certificate (and, with age on, the newest age recipient) to the
@@ -307,15 +368,23 @@ impl KeyManager {
         let mut renewal = Renewal {
             key_secret,
             age_secret: None,
+            age_pq_secret: None,
             age_error: None,
         };
-        if self.age {
-            match self.generate_and_store_age(now).await {
+        for kind in self.age_kinds() {
+            match self.generate_and_store_age(now, kind).await {
                 Ok(id) => {
-                    renewal.age_secret = id.secret_name.clone();
+                    let name = id.secret_name.clone();
+                    match kind {
+                        AgeKeyType::X25519 => renewal.age_secret = name,
+                        _ => renewal.age_pq_secret = name,
+                    }
                     self.add_age(id);
                 }
-                Err(e) => renewal.age_error = Some(e),
+                Err(e) => {
+                    renewal.age_error = Some(e);
+                    break;
+                }
             }
         }
         Ok(renewal)
@@ -334,10 +403,11 @@ impl KeyManager {
     async fn generate_and_store_age(
         &self,
         now: Timestamp,
+        kind: AgeKeyType,
     ) -> Result<RegisteredAgeIdentity, KeyStoreError> {
         self.store
             .store_new_age(
-                AgeIdentity::generate(),
+                AgeIdentity::generate_of(kind),
                 &self.policy.labels,
                 &self.policy.annotations,
                 now,
@@ -365,8 +435,8 @@ impl KeyManager {
     async fn publish_registry(&self, registry: &KeyRegistry) -> Result<(), KeyStoreError> {
         if let (Some(name), Some(newest)) = (&self.policy.cert_configmap, registry.newest()) {
             if let Some(cert) = newest.key.certificate() {
-                let recipient = self.published_recipient(registry);
-                self.store.publish(name, cert, recipient).await?;
+                let (recipient, pq) = self.published_recipients(registry);
+                self.store.publish(name, cert, recipient, pq).await?;
             }
         }
         Ok(())

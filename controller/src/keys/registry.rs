@@ -6,7 +6,8 @@
 //! later; a key is generated at start-up when there is none or the newest is older than
 //! `--key-cutoff-time`, then `--key-renew-period` after the newest key's time, then every period.
 //!
-//! Age identities (kseal's second sealing format) follow the same rules beside the RSA keys:
+//! Age identities (kseal's second sealing format) follow the same rules beside the RSA keys
+//! (the newest is tracked per kind: X25519 and post-quantum mlkem768x25519 are published apart):
 //! every registered identity opens age blobs, none is removed at run time, the newest by
 //! ordering time (its Secret's creationTimestamp) is the published recipient, and one is
 //! generated when there is none or the newest is older than `--key-cutoff-time`. They have no
@@ -16,7 +17,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kseal_crypto::{AgeIdentity, Fingerprint, Keyring, PrivateKey};
+use kseal_crypto::{AgeIdentity, AgeKeyType, Fingerprint, Keyring, PrivateKey};
 
 /// How keys loaded from Secrets are ordered (`--key-order-priority`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +70,7 @@ pub struct KeyRegistry {
     newest: Option<usize>,
     age: Vec<RegisteredAgeIdentity>,
     newest_age: Option<usize>,
+    newest_age_pq: Option<usize>,
     keyring: Keyring,
 }
 
@@ -98,12 +100,21 @@ impl KeyRegistry {
         {
             return false;
         }
-        let later = self
-            .newest_age
-            .is_none_or(|i| identity.ordering_time > self.age[i].ordering_time);
+        let pq = identity.identity.key_type() == AgeKeyType::MlKem768X25519;
+        let newest = if pq {
+            self.newest_age_pq
+        } else {
+            self.newest_age
+        };
+        let later = newest.is_none_or(|i| identity.ordering_time > self.age[i].ordering_time);
         self.age.push(identity);
         if later {
-            self.newest_age = Some(self.age.len() - 1);
+            let at = Some(self.age.len() - 1);
+            if pq {
+                self.newest_age_pq = at;
+            } else {
+                self.newest_age = at;
+            }
         }
         true
     }
@@ -113,10 +124,24 @@ impl KeyRegistry {
         self.newest.map(|i| &self.keys[i])
     }
 
-    /// The age identity whose recipient is published (`/v1/age-recipient`, the certificate
-    /// ConfigMap's `age-recipient`).
+    /// The X25519 age identity whose recipient is published (`/v1/age-recipient`, the
+    /// certificate ConfigMap's `age-recipient`).
     pub fn newest_age(&self) -> Option<&RegisteredAgeIdentity> {
         self.newest_age.map(|i| &self.age[i])
+    }
+
+    /// The post-quantum (mlkem768x25519) age identity whose recipient is published
+    /// (`/v1/age-pq-recipient`, the certificate ConfigMap's `age-pq-recipient`).
+    pub fn newest_age_pq(&self) -> Option<&RegisteredAgeIdentity> {
+        self.newest_age_pq.map(|i| &self.age[i])
+    }
+
+    /// The newest identity of `kind`.
+    pub fn newest_age_of(&self, kind: AgeKeyType) -> Option<&RegisteredAgeIdentity> {
+        match kind {
+            AgeKeyType::MlKem768X25519 => self.newest_age_pq(),
+            _ => self.newest_age(),
+        }
     }
 
     /// Every key and age identity, for decryption (both formats).
@@ -170,7 +195,16 @@ pub fn needs_key_at_startup(registry: &KeyRegistry, cutoff: Option<Timestamp>) -
 /// Whether an age identity must be generated at start-up: none exists, or the newest is older
 /// than the cutoff (by its ordering time, the Secret's creationTimestamp).
 pub fn needs_age_identity_at_startup(registry: &KeyRegistry, cutoff: Option<Timestamp>) -> bool {
-    match (registry.newest_age(), cutoff) {
+    needs_age_identity_of(registry, AgeKeyType::X25519, cutoff)
+}
+
+/// [`needs_age_identity_at_startup`] for the identities of `kind`.
+pub fn needs_age_identity_of(
+    registry: &KeyRegistry,
+    kind: AgeKeyType,
+    cutoff: Option<Timestamp>,
+) -> bool {
+    match (registry.newest_age_of(kind), cutoff) {
         (None, _) => true,
         (Some(i), Some(c)) => i.ordering_time < c,
         (Some(_), None) => false,
@@ -297,6 +331,37 @@ mod tests {
         assert!(!needs_age_identity_at_startup(&r, None));
         assert!(needs_age_identity_at_startup(&r, Some(t(12))));
         assert!(!needs_age_identity_at_startup(&r, Some(t(11))));
+    }
+
+    #[test]
+    fn the_newest_identity_is_kept_per_kind() {
+        let mut r = KeyRegistry::default();
+        let x = age(10);
+        let pq = RegisteredAgeIdentity {
+            identity: Arc::new(AgeIdentity::generate_pq()),
+            ordering_time: t(20),
+            secret_name: None,
+        };
+        assert!(needs_age_identity_of(&r, AgeKeyType::MlKem768X25519, None));
+        r.register_age(x.clone());
+        r.register_age(pq.clone());
+        assert_eq!(
+            r.newest_age().unwrap().identity.fingerprint(),
+            x.identity.fingerprint()
+        );
+        assert_eq!(
+            r.newest_age_pq().unwrap().identity.fingerprint(),
+            pq.identity.fingerprint()
+        );
+        assert!(!needs_age_identity_of(&r, AgeKeyType::MlKem768X25519, None));
+        assert!(needs_age_identity_of(
+            &r,
+            AgeKeyType::MlKem768X25519,
+            Some(t(21))
+        ));
+        assert!(!needs_age_identity_at_startup(&r, Some(t(9))));
+        let blob = kseal_crypto::seal_age(&[pq.identity.to_public()], b"l", b"v").unwrap();
+        assert_eq!(r.keyring().open(b"l", &blob).unwrap().expose(), b"v");
     }
 
     #[test]

@@ -336,19 +336,21 @@ impl KeyStore {
         name: &str,
         cert: &Certificate,
     ) -> Result<(), KeyStoreError> {
-        self.publish(name, cert, None).await
+        self.publish(name, cert, None, None).await
     }
 
     /// [`KeyStore::publish_certificate`], plus the newest age recipient as data `age-recipient`
-    /// (the `age1…` text, without a newline, like `fingerprint`) when given. Without one, a recipient this controller published
+    /// (the `age1…` text, without a newline, like `fingerprint`) and the newest post-quantum
+    /// one as `age-pq-recipient` (`age1pq1…`) when given. Without one, a recipient this controller published
     /// before is removed (server-side apply drops the fields its manager no longer sets).
     pub async fn publish(
         &self,
         name: &str,
         cert: &Certificate,
         age_recipient: Option<&AgeRecipient>,
+        age_pq_recipient: Option<&AgeRecipient>,
     ) -> Result<(), KeyStoreError> {
-        let data = certificate_data(cert, age_recipient);
+        let data = certificate_data(cert, age_recipient, age_pq_recipient);
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),

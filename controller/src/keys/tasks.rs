@@ -334,6 +334,9 @@ pub async fn lead_keys(
                 if let Some(age) = &renewal.age_secret {
                     tracing::info!(secret = %age, cause = ?cause, "New age identity written to {}/{age}", keys.store().namespace());
                 }
+                if let Some(age) = &renewal.age_pq_secret {
+                    tracing::info!(secret = %age, cause = ?cause, "New post-quantum age identity written to {}/{age}", keys.store().namespace());
+                }
                 if let Some(e) = &renewal.age_error {
                     tracing::error!(error = %e, cause = ?cause, "the key was renewed but the age identity was not");
                 }
@@ -361,16 +364,12 @@ async fn ensure_age_identity(keys: Arc<KeyManager>, fence: Fence, stop: Cancella
             Err(e) => Err(e),
         };
         match attempt {
-            Ok(Some(name)) => {
-                let recipient = keys
-                    .current()
-                    .newest_age()
-                    .map(|i| i.identity.recipient().to_string())
-                    .unwrap_or_default();
-                tracing::info!(secret = %name, recipient = %recipient, "New age identity written to {}/{name}", keys.store().namespace());
+            Ok(made) => {
+                for (name, recipient) in made {
+                    tracing::info!(secret = %name, recipient = %recipient, "New age identity written to {}/{name}", keys.store().namespace());
+                }
                 return;
             }
-            Ok(None) => return,
             Err(e) => {
                 tracing::error!(error = %e, "cannot generate the first age identity; retrying");
                 tokio::select! {
@@ -429,7 +428,7 @@ async fn mark_handled(keys: &KeyManager, value: &str) {
 /// reads it trusts what it says, so it must say what the controller says.
 async fn publish_certificates(keys: Arc<KeyManager>, stop: CancellationToken) {
     let mut rx = keys.subscribe();
-    let mut published: Option<(String, Option<String>)> = None;
+    let mut published: Option<(String, Option<String>, Option<String>)> = None;
     let mut warned = false;
     let mut edits = match &keys.policy().cert_configmap {
         Some(name) => watcher::watcher(

@@ -168,8 +168,8 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
         let all: serde_json::Value = serde_json::from_str(stdout)?;
         let all = all.as_array().context("a JSON array")?.clone();
         ensure!(
-            all.iter().any(|k| k["type"] == "age"),
-            "the controller's age identity is listed: {all:?}"
+            all.iter().any(|k| k["type"] == "age") && all.iter().any(|k| k["type"] == "age-pq"),
+            "the controller's age identities (X25519 and post-quantum) are listed: {all:?}"
         );
         Ok(all.into_iter().filter(|k| k["type"] == "rsa").collect())
     };
@@ -221,7 +221,8 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
         "the new key seals: {list:?}"
     );
 
-    // Renewal also made a second age identity (right after the RSA key).
+    // Renewal also made a second age identity of each kind, X25519 and post-quantum (right
+    // after the RSA key).
     let ctl_secrets = kseal_e2e::kube::Api::<Secret>::namespaced(
         Cluster::shared()?.admin_client().await?,
         &ctl_ns,
@@ -237,7 +238,7 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
                     .await?
                     .items
                     .len();
-                Ok((n == 2).then_some(()))
+                Ok((n == 4).then_some(()))
             }
         },
     )
@@ -275,8 +276,8 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
     let r = keys_cmd(&["backup", "-w", &path_str(&backup)], &admin)?;
     one_line_error(&r, 2, "backup over an existing file")?;
 
-    // restore into another namespace (a new cluster): both RSA keys and both age identities
-    // created, then kept.
+    // restore into another namespace (a new cluster): both RSA keys and the four age identities
+    // (two X25519, two post-quantum) created, then kept.
     let other = TestNamespace::new("cli-keys-restore").await?;
     let restore = |kc: &str| {
         kseal(
@@ -294,7 +295,7 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
     };
     let r = restore(&admin)?;
     ok(&r, "keys restore")?;
-    ensure!(r.stdout.matches("restored").count() == 4, "{}", r.stdout);
+    ensure!(r.stdout.matches("restored").count() == 6, "{}", r.stdout);
     let restored = other
         .api::<Secret>()
         .list(&ListParams::default().labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"))
@@ -304,10 +305,21 @@ async fn keys_list_renew_backup_restore() -> Result<()> {
         .api::<Secret>()
         .list(&ListParams::default().labels("sealedsecrets.kseal.dev/age-identity=active"))
         .await?;
-    ensure!(age.items.len() == 2, "age identities restored");
+    ensure!(age.items.len() == 4, "age identities restored");
+    let pq = age
+        .items
+        .iter()
+        .filter(|s| {
+            s.data
+                .as_ref()
+                .and_then(|d| d.get("age.key"))
+                .is_some_and(|k| String::from_utf8_lossy(&k.0).contains("AGE-SECRET-KEY-PQ-1"))
+        })
+        .count();
+    ensure!(pq == 2, "post-quantum identities restored: {pq}");
     let r = restore(&admin)?;
     ok(&r, "keys restore again")?;
-    ensure!(r.stdout.matches("exists").count() == 4, "{}", r.stdout);
+    ensure!(r.stdout.matches("exists").count() == 6, "{}", r.stdout);
 
     ctl.finish().await?;
     other.cleanup().await

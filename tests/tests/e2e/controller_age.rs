@@ -21,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kseal_crds::{SealedSecret, SealedSecretSpec};
 use kseal_crypto::{open_age, seal_age, AgeIdentity, AgeRecipient, Scope};
+use kseal_e2e::bins::kseal;
 use kseal_e2e::controller::{
     check_data, consistently, consistently_absent, eventually_ok, eventually_secret, expect_event,
     string_map, synced_condition, wait_synced, EVENTUALLY,
@@ -30,7 +31,7 @@ use kseal_e2e::kube::{Api, Client};
 use kseal_e2e::{Controller, TestNamespace};
 use kseal_sealing::key_secret::{
     age_identity_secret, AGE_IDENTITY_DATA_KEY, AGE_IDENTITY_LABEL, ANNOTATION_AGE_RECIPIENT,
-    CONFIGMAP_AGE_RECIPIENT_KEY,
+    CONFIGMAP_AGE_PQ_RECIPIENT_KEY, CONFIGMAP_AGE_RECIPIENT_KEY,
 };
 
 /// The certificate ConfigMap's default name (`--cert-configmap`).
@@ -42,8 +43,36 @@ fn age_selector() -> String {
     format!("{AGE_IDENTITY_LABEL}=active")
 }
 
-/// The age identity Secrets of the controller's namespace, oldest first.
+/// Whether an identity Secret holds a post-quantum identity (by its recipient annotation).
+fn is_pq(s: &Secret) -> bool {
+    s.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_AGE_RECIPIENT))
+        .is_some_and(|r| r.starts_with("age1pq1"))
+}
+
+/// The X25519 age identity Secrets of the controller's namespace, oldest first (the
+/// post-quantum ones, made beside them, are counted by [`pq_age_secrets`]).
 async fn age_secrets(ctl: &Controller) -> Result<Vec<Secret>> {
+    Ok(all_age_secrets(ctl)
+        .await?
+        .into_iter()
+        .filter(|s| !is_pq(s))
+        .collect())
+}
+
+/// The post-quantum age identity Secrets, oldest first.
+async fn pq_age_secrets(ctl: &Controller) -> Result<Vec<Secret>> {
+    Ok(all_age_secrets(ctl)
+        .await?
+        .into_iter()
+        .filter(is_pq)
+        .collect())
+}
+
+/// Every age identity Secret of the controller's namespace, oldest first.
+async fn all_age_secrets(ctl: &Controller) -> Result<Vec<Secret>> {
     let api = Api::<Secret>::namespaced(ctl.admin_client()?.clone(), ctl.namespace());
     let mut list = api
         .list(&ListParams::default().labels(&age_selector()))
@@ -696,6 +725,18 @@ async fn age_off_generates_and_publishes_nothing_but_existing_identities_open() 
                 r.status,
                 r.body
             );
+            // --age=false also turns the post-quantum identity off.
+            ensure!(
+                pq_age_secrets(&ctl).await?.is_empty(),
+                "a post-quantum identity was generated"
+            );
+            let r = ctl.get("/v1/age-pq-recipient").await?;
+            ensure!(
+                r.status == 500 && r.body == "cannot get post-quantum age recipient\n",
+                "/v1/age-pq-recipient answered {} {:?}",
+                r.status,
+                r.body
+            );
             Ok(())
         },
     )
@@ -712,4 +753,216 @@ async fn age_off_generates_and_publishes_nothing_but_existing_identities_open() 
     })
     .await?;
     ctl.finish().await
+}
+
+/// The recipient `/v1/age-pq-recipient` serves, once it does; checked against the ConfigMap's
+/// `age-pq-recipient` and the one post-quantum identity Secret.
+async fn served_pq_recipient(ctl: &Controller) -> Result<AgeRecipient> {
+    let r: AgeRecipient = eventually_ok("/v1/age-pq-recipient to serve a recipient", || async {
+        let r = ctl.get("/v1/age-pq-recipient").await?;
+        ensure!(
+            r.status == 200,
+            "/v1/age-pq-recipient answered {}: {:?}",
+            r.status,
+            r.body
+        );
+        let line = r.body.strip_suffix('\n').context("ends with a newline")?;
+        Ok(line.parse::<AgeRecipient>()?)
+    })
+    .await?;
+    ensure!(r.is_post_quantum(), "served {r}");
+    let client = ctl.admin_client()?.clone();
+    eventually_ok("the ConfigMap's age-pq-recipient", || async {
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), ctl.namespace())
+            .get(CERT_CONFIGMAP)
+            .await?;
+        let data = cm.data.unwrap_or_default();
+        ensure!(
+            data.get(CONFIGMAP_AGE_PQ_RECIPIENT_KEY).map(String::as_str) == Some(r.as_str()),
+            "ConfigMap age-pq-recipient differs"
+        );
+        ensure!(
+            data.get(CONFIGMAP_AGE_RECIPIENT_KEY)
+                .is_some_and(|x| x.starts_with("age1") && !x.starts_with("age1pq1")),
+            "the X25519 recipient is published beside it"
+        );
+        Ok(())
+    })
+    .await?;
+    let pq = pq_age_secrets(ctl).await?;
+    ensure!(pq.len() == 1, "{} post-quantum identity Secrets", pq.len());
+    let file = pq[0]
+        .data
+        .as_ref()
+        .and_then(|d| d.get(AGE_IDENTITY_DATA_KEY))
+        .context("no age.key")?;
+    let ids = AgeIdentity::parse_identity_file(std::str::from_utf8(&file.0)?)?;
+    ensure!(
+        ids.len() == 1 && ids[0].to_public() == r,
+        "age.key holds the served identity"
+    );
+    Ok(r)
+}
+
+/// Post-quantum end to end (issue 14, acceptance 2): two controllers (two clusters) publish
+/// their mlkem768x25519 recipients; `kseal seal` seals one SealedSecret for both and for a PQ
+/// recovery identity made by `kseal age-keygen --pq`; each controller unseals it, `kseal unseal
+/// --identity` recovers it offline, and a renamed or moved PQ item is refused by name.
+#[tokio::test]
+async fn post_quantum_sealed_secret_for_two_clusters_and_a_recovery_identity() -> Result<()> {
+    let apps_a = TestNamespace::new("age-pq-a").await?;
+    let apps_b = TestNamespace::new("age-pq-b").await?;
+    let ctl_a = Controller::builder()
+        .prefix("age-pq-ctl-a")
+        .watch(apps_a.name())
+        .start()
+        .await?;
+    let ctl_b = Controller::builder()
+        .prefix("age-pq-ctl-b")
+        .watch(apps_b.name())
+        .start()
+        .await?;
+    let ra = served_pq_recipient(&ctl_a).await?;
+    let rb = served_pq_recipient(&ctl_b).await?;
+    ensure!(ra != rb, "different clusters, different identities");
+
+    let dir = tempfile::tempdir()?;
+    let recovery_key = dir.path().join("recovery.key");
+    let r = kseal(
+        &[
+            "age-keygen",
+            "--pq",
+            "-o",
+            recovery_key.to_str().context("path")?,
+        ],
+        None,
+    )?;
+    ensure!(r.code == Some(0), "age-keygen: {}", r.stderr);
+    let recovery = r
+        .stderr
+        .trim()
+        .strip_prefix("Public key: ")
+        .context("age-keygen names the public key")?
+        .to_string();
+    ensure!(recovery.starts_with("age1pq1"));
+    let recipients_file = dir.path().join("recipients.txt");
+    std::fs::write(
+        &recipients_file,
+        format!("# cluster A\n{ra}\n# recovery\n{recovery}\n"),
+    )?;
+
+    // One SealedSecret, cluster-wide, for both clusters and the recovery identity.
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: shared\n  namespace: default\nstringData:\n  username: app\n  password: post-quantum\n";
+    let sealed = kseal(
+        &[
+            "seal",
+            "--no-config",
+            "--scope",
+            "cluster-wide",
+            "-R",
+            recipients_file.to_str().context("path")?,
+            "-r",
+            rb.as_str(),
+            "-o",
+            "json",
+        ],
+        Some(secret.as_bytes()),
+    )?;
+    ensure!(sealed.code == Some(0), "seal: {}", sealed.stderr);
+    let ss: SealedSecret = serde_json::from_str(&sealed.stdout)?;
+    for (item, v) in &ss.spec.encrypted_data {
+        let h = kseal_crypto::inspect_age(&STANDARD.decode(v)?)?;
+        ensure!(
+            h.pq_stanzas() == 3 && h.x25519_stanzas() == 0,
+            "{item}: {:?}",
+            h.stanza_types
+        );
+    }
+    for apps in [&apps_a, &apps_b] {
+        let mut copy = ss.clone();
+        copy.metadata.namespace = Some(apps.name().into());
+        create(apps.client(), &copy).await?;
+    }
+    for apps in [&apps_a, &apps_b] {
+        eventually_secret(&apps.api(), "shared", |s| {
+            check_data(s, &[("username", "app"), ("password", "post-quantum")])
+        })
+        .await
+        .with_context(|| format!("the controller watching {}", apps.name()))?;
+        wait_synced(&apps.api(), "shared", "True").await?;
+    }
+
+    // Offline recovery with the PQ identity alone.
+    let r = kseal(
+        &[
+            "unseal",
+            "--identity",
+            recovery_key.to_str().context("path")?,
+            "-o",
+            "json",
+        ],
+        Some(sealed.stdout.as_bytes()),
+    )?;
+    ensure!(r.code == Some(0), "unseal: {}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    ensure!(
+        v["data"]["password"] == STANDARD.encode("post-quantum"),
+        "{v}"
+    );
+    ensure!(v["data"]["username"] == STANDARD.encode("app"), "{v}");
+
+    // Strict PQ items, renamed and moved: refused by name, on the real controller.
+    let ns = apps_a.name();
+    let label = Scope::Strict.label(ns, "db");
+    let original = sealed_secret(
+        ns,
+        "db",
+        Scope::Strict,
+        &[(
+            "password",
+            age_item(std::slice::from_ref(&ra), &label, "hunter2")?,
+        )],
+    );
+    create(apps_a.client(), &original).await?;
+    eventually_secret(&apps_a.api(), "db", |s| {
+        check_data(s, &[("password", "hunter2")])
+    })
+    .await?;
+    let mut renamed = original.clone();
+    renamed.metadata.name = Some("db-renamed".into());
+    create(apps_a.client(), &renamed).await?;
+    refused(
+        apps_a.client(),
+        ns,
+        "db-renamed",
+        "password",
+        &format!("{MISMATCH}, not for strict scope, label \"{ns}/db-renamed\""),
+    )
+    .await?;
+    // Moved into the other cluster's namespace, sealed for it too: still refused there.
+    let both_label = Scope::Strict.label(ns, "db2");
+    let moved = sealed_secret(
+        apps_b.name(),
+        "db2",
+        Scope::Strict,
+        &[(
+            "password",
+            age_item(&[ra.clone(), rb.clone()], &both_label, "x")?,
+        )],
+    );
+    create(apps_b.client(), &moved).await?;
+    let nb = apps_b.name();
+    refused(
+        apps_b.client(),
+        nb,
+        "db2",
+        "password",
+        &format!("{MISMATCH}, not for strict scope, label \"{nb}/db2\""),
+    )
+    .await?;
+
+    ctl_a.finish().await?;
+    ctl_b.finish().await?;
+    apps_a.cleanup().await?;
+    apps_b.cleanup().await
 }
