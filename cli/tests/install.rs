@@ -472,8 +472,11 @@ fn the_admission_webhook_is_on_by_default_and_its_flags_shape_it() {
         "--webhook-exclude-namespace",
         "ci",
     ]);
-    let hook = &find(&fail, "ValidatingWebhookConfiguration", "sealed-secrets-controller")
-        ["webhooks"][0];
+    let hook = &find(
+        &fail,
+        "ValidatingWebhookConfiguration",
+        "sealed-secrets-controller",
+    )["webhooks"][0];
     assert_eq!(hook["failurePolicy"], "Fail");
     assert_eq!(
         hook["namespaceSelector"]["matchExpressions"][1]["values"],

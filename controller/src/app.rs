@@ -1,7 +1,9 @@
 //! The controller process (docs/compatibility.md, “Start-up sequence”), wired from the library's parts:
 //!
 //! 1. metrics, the key manager, and both HTTP servers first, so `/healthz` answers while
-//!    everything else starts (`/v1/cert.pem` answers 500 until a key is loaded);
+//!    everything else starts (`/v1/cert.pem` answers 500 until a key is loaded); with
+//!    `--webhook-listen-addr`, the admission webhook's TLS server and the task that keeps its
+//!    certificate ([`crate::admission`]), on every replica;
 //! 2. every replica loads the key Secrets and age identity Secrets and watches them for keys
 //!    and identities added at run time;
 //! 3. leader election on a Lease (unless `--leader-elect=false`; under Bitnami's RBAC, which
@@ -141,12 +143,14 @@ pub async fn run(
     // serving certificate and the configuration's caBundle.
     let mut webhook_server = None;
     if let Some(webhook) = &config.webhook {
-        let listener = TcpListener::bind(webhook.listen_addr).await.with_context(|| {
-            format!(
-                "cannot listen on {} (--webhook-listen-addr)",
-                webhook.listen_addr
-            )
-        })?;
+        let listener = TcpListener::bind(webhook.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (--webhook-listen-addr)",
+                    webhook.listen_addr
+                )
+            })?;
         tracing::info!(addr = %listener.local_addr()?, "admission webhook serving (TLS)");
         let (tls_tx, tls_rx) = watch::channel(None);
         tokio::spawn(crate::admission::tls::run(

@@ -232,7 +232,10 @@ fn the_webhook_configuration() {
         hook["clientConfig"],
         json!({"service": {"name": "kseal-webhook", "namespace": "sealed", "path": "/v1/admission/sealedsecrets", "port": 443}})
     );
-    assert!(hook["clientConfig"].get("caBundle").is_none(), "the controller fills it");
+    assert!(
+        hook["clientConfig"].get("caBundle").is_none(),
+        "the controller fills it"
+    );
     assert_eq!(
         hook["rules"],
         json!([{"apiGroups": ["bitnami.com"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
@@ -263,7 +266,9 @@ fn the_webhook_configuration() {
         assert!(args.contains(&a.to_string()), "{args:?}");
     }
     i.webhook = None;
-    assert!(!controller_args(&i).iter().any(|a| a.starts_with("--webhook")));
+    assert!(!controller_args(&i)
+        .iter()
+        .any(|a| a.starts_with("--webhook")));
     let objs = render(&i).unwrap();
     assert!(!objs
         .iter()

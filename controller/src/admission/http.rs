@@ -94,7 +94,12 @@ pub fn router(state: AdmissionState) -> Router {
         .route(ADMISSION_PATH, post(review))
         .route(
             crate::http::api::HEALTHZ_PATH,
-            any(|| async { ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok\n") }),
+            any(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "ok\n",
+                )
+            }),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .with_state(state)
@@ -126,13 +131,21 @@ async fn review_inner(s: &AdmissionState, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             let e = kseal_sealing::redact::json_error(&e);
-            tracing::info!(path = ADMISSION_PATH, "cannot decode the AdmissionReview: {e}");
+            tracing::info!(
+                path = ADMISSION_PATH,
+                "cannot decode the AdmissionReview: {e}"
+            );
             return error(StatusCode::BAD_REQUEST, "cannot decode the AdmissionReview");
         }
     };
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "the AdmissionReview has no request"),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the AdmissionReview has no request",
+            )
+        }
     };
     let response = AdmissionResponse::from(&request);
     let ours = request.kind.group == kseal_crds::GROUP && request.kind.kind == kseal_crds::KIND;
@@ -200,7 +213,10 @@ async fn review_inner(s: &AdmissionState, req: Request) -> Response {
     })
     .await;
     let Ok((decision, meta)) = decided else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "the admission check failed");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the admission check failed",
+        );
     };
     let mut response = response;
     if !decision.warnings.is_empty() {
@@ -250,19 +266,192 @@ fn answer(mut response: AdmissionResponse) -> Response {
     }
     match serde_json::to_vec(&response.into_review()) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the answer"),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the answer",
+        ),
     }
 }
 
 async fn read_body(req: Request) -> Result<Bytes, Response> {
-    match Limited::new(req.into_body(), MAX_REVIEW_BYTES).collect().await {
+    match Limited::new(req.into_body(), MAX_REVIEW_BYTES)
+        .collect()
+        .await
+    {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
-        }
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        )),
         Err(e) => {
             tracing::info!("cannot read the request body: {e}");
-            Err(error(StatusCode::BAD_REQUEST, "cannot read the request body"))
+            Err(error(
+                StatusCode::BAD_REQUEST,
+                "cannot read the request body",
+            ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kseal_crypto::PrivateKey;
+    use kseal_sealing::seal::{seal_secret_with, SealOptions, Sealer};
+    use tokio::sync::watch;
+    use tower::ServiceExt as _;
+
+    use crate::http::api::ApiConfig;
+    use crate::keys::registry::{KeyRegistry, RegisteredKey};
+
+    const GO_KEY: &[u8] = include_bytes!("../../../crypto/tests/data/go_rsa2048.key");
+
+    fn key() -> Arc<PrivateKey> {
+        Arc::new(PrivateKey::from_pem(GO_KEY).unwrap())
+    }
+
+    fn state(rate: u32, burst: u32) -> AdmissionState {
+        let mut registry = KeyRegistry::default();
+        registry.register(RegisteredKey {
+            key: key(),
+            ordering_time: Timestamp::from_second(1_000).unwrap(),
+            secret_name: None,
+        });
+        let (tx, rx) = watch::channel(Arc::new(registry));
+        std::mem::forget(tx);
+        let api = ApiState::new(
+            rx,
+            Arc::new(crate::metrics::Metrics::new("test")),
+            &ApiConfig {
+                rate_limit: rate,
+                rate_limit_burst: burst,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        AdmissionState::new(api, None, None).with_waits(Duration::ZERO, Duration::from_secs(2))
+    }
+
+    fn sealed(ns: &str, name: &str) -> serde_json::Value {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            string_data: Some([("password".to_string(), "hunter2-canary".to_string())].into()),
+            ..Default::default()
+        };
+        let ss = seal_secret_with(
+            &mut rand::rngs::OsRng,
+            Sealer::Bitnami(key().public_key()),
+            secret,
+            &SealOptions {
+                default_namespace: "default",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        serde_json::to_value(&ss).unwrap()
+    }
+
+    fn review(kind: &str, object: &serde_json::Value) -> String {
+        serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "7b2c",
+                "kind": {"group": if kind == "SealedSecret" { "bitnami.com" } else { "" }, "version": "v1", "kind": kind},
+                "resource": {"group": "bitnami.com", "version": "v1alpha1", "resource": "sealedsecrets"},
+                "name": object["metadata"]["name"],
+                "namespace": object["metadata"]["namespace"],
+                "operation": "CREATE",
+                "userInfo": {"username": "alice"},
+                "object": object,
+                "oldObject": null,
+                "dryRun": false,
+            }
+        })
+        .to_string()
+    }
+
+    async fn post(s: &AdmissionState, body: String) -> (StatusCode, serde_json::Value) {
+        let req = axum::http::Request::post(ADMISSION_PATH)
+            .body(Body::from(body))
+            .unwrap();
+        let resp = router(s.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert!(
+            !text.contains("hunter2-canary"),
+            "an answer holds the value"
+        );
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    #[tokio::test]
+    async fn reviews_are_answered_with_the_decision_and_the_requests_uid() {
+        let s = state(100, 100);
+        let (status, v) = post(&s, review("SealedSecret", &sealed("apps", "db"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(v["kind"], "AdmissionReview");
+        assert_eq!(v["response"]["uid"], "7b2c");
+        assert_eq!(v["response"]["allowed"], true);
+        assert!(v["response"].get("warnings").is_none(), "{v}");
+
+        let mut moved = sealed("apps", "db");
+        moved["metadata"]["namespace"] = "prod".into();
+        let (_, v) = post(&s, review("SealedSecret", &moved)).await;
+        assert_eq!(v["response"]["allowed"], false);
+        assert_eq!(v["response"]["status"]["code"], 403);
+        let message = v["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("SealedSecret prod/db refused by kseal: this cluster cannot open 1 item: item \"password\": no key could decrypt secret (moved: sealed for namespace apps;"),
+            "{message}"
+        );
+
+        // Not a SealedSecret: admitted untouched. Not a review: 400, without quoting it.
+        let (_, v) = post(&s, review("ConfigMap", &moved)).await;
+        assert_eq!(v["response"]["allowed"], true);
+        let (status, v) = post(&s, "{\"hunter2-canary\": [".into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v, "cannot decode the AdmissionReview\n");
+    }
+
+    #[tokio::test]
+    async fn decryption_is_rate_limited_per_user_and_the_cheap_checks_are_not() {
+        let s = state(1, 0);
+        let good = sealed("apps", "db");
+        assert_eq!(
+            post(&s, review("SealedSecret", &good)).await.0,
+            StatusCode::OK
+        );
+        // Over the rate (and no wait allowed here): 429, which the API server treats as a
+        // failure of the webhook (failurePolicy).
+        let (status, _) = post(&s, review("SealedSecret", &good)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        // A bad template is refused without a turn of the limiter.
+        let mut bad = good.clone();
+        bad["spec"]["template"]["data"] = serde_json::json!({"x": "{{ range . }}{{ end }}"});
+        let (status, v) = post(&s, review("SealedSecret", &bad)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["response"]["allowed"], false);
+        // Another user has a bucket of their own.
+        let other = review("SealedSecret", &good).replace("alice", "bob");
+        assert_eq!(post(&s, other).await.0, StatusCode::OK);
+        // With a wait, the same user gets the next turn instead of 429.
+        let s = s.with_waits(Duration::from_secs(2), Duration::from_secs(2));
+        assert_eq!(
+            post(&s, review("SealedSecret", &good)).await.0,
+            StatusCode::OK
+        );
     }
 }

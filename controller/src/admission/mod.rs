@@ -297,7 +297,9 @@ fn warnings(ss: &SealedSecret, keys_used: &BTreeSet<Fingerprint>, ctx: Context<'
             ));
         }
     }
-    out.into_iter().map(|w| truncate(w, MAX_WARNING_CHARS)).collect()
+    out.into_iter()
+        .map(|w| truncate(w, MAX_WARNING_CHARS))
+        .collect()
 }
 
 /// `item "a"`, `items "a", "b"`, `items "a", "b", … (7 in all)`.

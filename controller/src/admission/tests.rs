@@ -222,7 +222,8 @@ fn a_key_older_than_the_cutoff_is_a_warning() {
     let d = decide(&mut ss, None, cx);
     assert!(d.allowed());
     assert_eq!(d.warnings.len(), 1, "{d:?}");
-    assert!(d.warnings[0].starts_with("sealed with a key older than the controller's --key-cutoff-time (SHA256:"));
+    assert!(d.warnings[0]
+        .starts_with("sealed with a key older than the controller's --key-cutoff-time (SHA256:"));
     let recipients = [c.age.recipient().clone()];
     let mut ss = seal(Sealer::Age(&recipients), "apps", "db");
     assert!(decide(&mut ss, None, cx).warnings.is_empty());
@@ -238,8 +239,14 @@ fn templates_are_checked_without_values_and_before_any_decryption() {
     )]));
     let d = decide(&mut ss, None, ctx(&c));
     let r = refusal(&d);
-    assert!(r.starts_with("SealedSecret apps/db refused by kseal: invalid template data[\"url\"]: "), "{r}");
-    assert!(!d.decrypted, "a bad template is refused before any private-key work");
+    assert!(
+        r.starts_with("SealedSecret apps/db refused by kseal: invalid template data[\"url\"]: "),
+        "{r}"
+    );
+    assert!(
+        !d.decrypted,
+        "a bad template is refused before any private-key work"
+    );
     // A supported template over the items is admitted, and is never rendered: one that would
     // fail on the value (b64dec of a non-base64 password) passes, so no answer depends on it.
     ss.spec.template.data = Some(BTreeMap::from([(
@@ -260,7 +267,9 @@ fn the_bounds_come_first() {
     let c = cluster();
     let mut ss = rsa_sealed(&c, "apps", "db");
     for i in 0..kseal_sealing::limits::MAX_ITEMS {
-        ss.spec.encrypted_data.insert(format!("k{i}"), "AgA=".into());
+        ss.spec
+            .encrypted_data
+            .insert(format!("k{i}"), "AgA=".into());
     }
     let d = decide(&mut ss, None, ctx(&c));
     assert_eq!(
@@ -282,7 +291,12 @@ fn a_malformed_value_is_named() {
     let mut ss = rsa_sealed(&c, "apps", "db");
     ss.spec.encrypted_data.insert("user".into(), "!!!".into());
     let r = refusal(&decide(&mut ss, None, ctx(&c))).to_string();
-    assert!(r.contains("this cluster cannot open 1 item: item \"user\": illegal base64 data at input byte 0"), "{r}");
+    assert!(
+        r.contains(
+            "this cluster cannot open 1 item: item \"user\": illegal base64 data at input byte 0"
+        ),
+        "{r}"
+    );
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //!
 //! - It lives in a Secret in the controller's namespace (`--webhook-secret`, type
 //!   `kubernetes.io/tls`: `tls.crt`, `tls.key`, and `ca.crt`, the CA bundle). The certificate
-//!   is self-signed (RSA-2048, [`CERT_VALIDITY`]) for the webhook Service's DNS names, so it is
-//!   its own CA.
+//!   is self-signed (RSA-2048, [`CERT_VALIDITY`]) for the webhook Service's DNS names and is
+//!   its own trust anchor in the caBundle.
 //! - Every replica runs [`run`]: it reads the Secret, creates it when missing, renews it when
 //!   less than [`RENEW_BEFORE`] of its validity is left, serves what the Secret holds, and puts
 //!   the bundle into the `caBundle` of the ValidatingWebhookConfiguration it owns
@@ -114,8 +114,8 @@ pub fn generate(
     now: OffsetDateTime,
 ) -> Result<ServingCert, TlsError> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose, RsaKeySize, PKCS_RSA_SHA256,
+        CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose, RsaKeySize, PKCS_RSA_SHA256,
     };
     let err = |e: rcgen::Error| TlsError::Generate(e.to_string());
     let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).map_err(err)?;
@@ -129,12 +129,13 @@ pub fn generate(
     let now = now.replace_nanosecond(0).unwrap_or(now);
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + CERT_VALIDITY;
-    // Its own CA: the API server trusts it through the caBundle.
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    // An end-entity certificate, trusted as itself: the caBundle holds it, and Go (the API
+    // server) and webpki both accept a self-signed end entity that is its own trust anchor
+    // (webpki refuses a CA certificate used as a server's).
+    params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::KeyCertSign,
     ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let mut serial = [0u8; 16];
@@ -192,9 +193,10 @@ pub fn needs_renewal(cert_pem: &[u8], now: OffsetDateTime) -> bool {
 /// The rustls configuration serving `cert` (HTTP/1.1, aws-lc-rs, no client certificates).
 pub fn server_config(cert: &ServingCert) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let bad = |e: &dyn std::fmt::Display| TlsError::Unusable(e.to_string());
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(&e))?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(&e))?;
     let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).map_err(|e| bad(&e))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -236,9 +238,15 @@ fn secret_of(objects: &WebhookObjects, cert: &ServingCert, base: Option<&Secret>
         metadata,
         type_: Some("kubernetes.io/tls".into()),
         data: Some(BTreeMap::from([
-            (TLS_CRT.into(), ByteString(cert.cert_pem.clone().into_bytes())),
+            (
+                TLS_CRT.into(),
+                ByteString(cert.cert_pem.clone().into_bytes()),
+            ),
             (TLS_KEY.into(), ByteString(cert.key_pem.as_bytes().to_vec())),
-            (CA_CRT.into(), ByteString(cert.bundle_pem.clone().into_bytes())),
+            (
+                CA_CRT.into(),
+                ByteString(cert.bundle_pem.clone().into_bytes()),
+            ),
         ])),
         ..Default::default()
     }
@@ -325,9 +333,11 @@ async fn inject_ca(
     let served = certificates(cert.cert_pem.as_bytes());
     let mut changed = false;
     for webhook in vwc.webhooks.iter_mut().flatten() {
-        let ours = webhook.client_config.service.as_ref().is_some_and(|s| {
-            s.name == objects.service && s.namespace == objects.namespace
-        });
+        let ours = webhook
+            .client_config
+            .service
+            .as_ref()
+            .is_some_and(|s| s.name == objects.service && s.namespace == objects.namespace);
         if !ours {
             continue;
         }
@@ -417,7 +427,9 @@ mod tests {
         let cert = generate(&objects().dns_names(), None, now).unwrap();
         assert!(server_config(&cert).is_ok());
         let parsed = Certificate::from_pem(cert.cert_pem.as_bytes()).unwrap();
-        assert!(parsed.subject().contains("sealed-secrets-controller-webhook.kube-system.svc"));
+        assert!(parsed
+            .subject()
+            .contains("sealed-secrets-controller-webhook.kube-system.svc"));
         assert!(!needs_renewal(cert.cert_pem.as_bytes(), now));
         assert!(needs_renewal(
             cert.cert_pem.as_bytes(),

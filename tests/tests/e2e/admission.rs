@@ -23,7 +23,7 @@ use kseal_e2e::kube::Api;
 use kseal_e2e::{eventually, OwnCluster};
 use serde_json::Value;
 
-use crate::pods::{build_image, install, ready_pods, run};
+use crate::pods::{build_image, install, no_own_node, ready_pods, run};
 
 const NS: &str = "kube-system";
 const NAME: &str = "sealed-secrets-controller";
@@ -56,7 +56,10 @@ fn both_answer(kubeconfig: &Path, file: &Path, expect: &[&str]) -> Result<String
     for dry_run in [true, false] {
         let out = kubectl_apply(kubeconfig, file, dry_run)?;
         let err = stderr(&out);
-        ensure!(!err.contains(CANARY), "kubectl's stderr holds the value: {err}");
+        ensure!(
+            !err.contains(CANARY),
+            "kubectl's stderr holds the value: {err}"
+        );
         if expect.is_empty() {
             ensure!(
                 out.status.success(),
@@ -90,18 +93,8 @@ fn write_json(dir: &Path, name: &str, v: &Value) -> Result<PathBuf> {
 
 #[tokio::test]
 async fn the_webhook_refuses_what_this_cluster_cannot_open() -> Result<()> {
-    let shared = kseal_e2e::Cluster::shared()?;
-    let Some(state) = shared.local_state()? else {
-        eprintln!("skipped: an external cluster (the test starts a node of its own)");
-        return Ok(());
-    };
-    if state.vars.get("NODE_RUNNING").map(String::as_str) == Some("1") {
-        eprintln!("skipped: the shared control plane holds this machine's node");
-        return Ok(());
-    }
-    use std::os::unix::fs::MetadataExt as _;
-    if std::fs::metadata("/proc/self")?.uid() != 0 {
-        eprintln!("skipped: a node needs root (containerd, runc, iptables)");
+    if let Some(why) = no_own_node()? {
+        eprintln!("skipped: {why}");
         return Ok(());
     }
     let scratch = tempfile::tempdir()?;
@@ -229,10 +222,14 @@ async fn the_webhook_refuses_what_this_cluster_cannot_open() -> Result<()> {
     let legacy_file = write_json(dir, "legacy.json", &legacy)?;
 
     // The webhook is in effect once the API server trusts its certificate.
-    eventually("the webhook to refuse a moved SealedSecret", WAIT, || async {
-        let out = kubectl_apply(&kc, &moved_file, true)?;
-        Ok(stderr(&out).contains(DENIED).then_some(()))
-    })
+    eventually(
+        "the webhook to refuse a moved SealedSecret",
+        WAIT,
+        || async {
+            let out = kubectl_apply(&kc, &moved_file, true)?;
+            Ok(stderr(&out).contains(DENIED).then_some(()))
+        },
+    )
     .await?;
     let in_effect = t.elapsed();
 
