@@ -272,6 +272,11 @@ async fn the_webhook_refuses_what_this_cluster_cannot_open() -> Result<()> {
         "no admission warning for a file without seal records: {warned}"
     );
     let answers = t.elapsed();
+    // What the API server measured for its calls (informational: the means of its histogram).
+    let metrics = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let webhook_calls = api_server_webhook_means(&metrics);
 
     // The controller scaled to zero: nothing answers, and applies pass (failurePolicy Ignore).
     run(
@@ -294,8 +299,41 @@ async fn the_webhook_refuses_what_this_cluster_cannot_open() -> Result<()> {
     let down = t.elapsed();
     eprintln!(
         "admission: node, image and kseal install --apply --wait {ready_after:.1?}; webhook in effect {in_effect:.1?} later; \
-         12 answers (6 files, real and dry run) {answers:.1?}; 4 applies with the controller at zero replicas {down:.1?}"
+         12 answers (6 files, real and dry run) {answers:.1?}; 4 applies with the controller at zero replicas {down:.1?}; \
+         the API server's webhook calls: {webhook_calls}"
     );
     drop(cluster);
     Ok(())
+}
+
+/// `rejected=false: N calls, mean X ms; rejected=true: …` from the API server's
+/// `apiserver_admission_webhook_admission_duration_seconds` for kseal's webhook.
+fn api_server_webhook_means(metrics: &str) -> String {
+    let series = |suffix: &str, rejected: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "apiserver_admission_webhook_admission_duration_seconds_{suffix}{{"
+                )) && l.contains("name=\"sealedsecrets.kseal.dev\"")
+                    && l.contains(&format!("rejected=\"{rejected}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    ["false", "true"]
+        .iter()
+        .map(|r| {
+            let (sum, count) = (series("sum", r), series("count", r));
+            if count == 0.0 {
+                format!("rejected={r}: none")
+            } else {
+                format!(
+                    "rejected={r}: {count} calls, mean {:.1} ms",
+                    sum / count * 1e3
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
