@@ -110,7 +110,7 @@ fn default_manifests_golden_yaml() {
     );
     // Every document parses; the default is Bitnami's layout.
     let docs = yaml_docs(&out);
-    assert_eq!(docs.len(), 16);
+    assert_eq!(docs.len(), 18);
     let d = find(&docs, "Deployment", "sealed-secrets-controller");
     assert_eq!(d["metadata"]["namespace"], "kube-system");
     assert_eq!(
@@ -222,10 +222,27 @@ fn rbac_resource_names_follow_the_name() {
             "--leader-election-id=kseal",
             "--cert-configmap=kseal-cert",
             "--key-prefix=sealed-secrets-key",
-            "--log-format=json"
+            "--log-format=json",
+            "--webhook-listen-addr=:8443",
+            "--webhook-service=kseal-webhook",
+            "--webhook-secret=kseal-webhook-tls",
+            "--webhook-configuration=kseal"
         ]
     );
     assert_eq!(d["spec"]["template"]["spec"]["serviceAccountName"], "kseal");
+    // The webhook's configuration is the install's, and so is its Service; the controller
+    // may update exactly that configuration.
+    let vwc = find(items, "ValidatingWebhookConfiguration", "kseal");
+    assert_eq!(
+        vwc["webhooks"][0]["clientConfig"]["service"]["name"],
+        "kseal-webhook"
+    );
+    find(items, "Service", "kseal-webhook");
+    let unsealer = find(items, "ClusterRole", "kseal-secrets-unsealer");
+    assert_eq!(
+        rules(unsealer, "validatingwebhookconfigurations"),
+        [(vec!["kseal"], vec!["get", "update"])]
+    );
     assert_eq!(
         find(items, "Service", "kseal")["spec"]["ports"][0]["name"],
         "http"
@@ -423,7 +440,7 @@ fn the_network_policy_admits_the_proxy_cidrs_and_the_metrics_namespaces() {
         serde_json::json!([
             {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "192.0.2.10/32"}},
                       {"ipBlock": {"cidr": "fd00::/64"}}],
-             "ports": [{"port": 8080, "protocol": "TCP"}]},
+             "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}]},
             {"from": [{"namespaceSelector": {"matchLabels": {"team": "observability"}}}],
              "ports": [{"port": 8081, "protocol": "TCP"}]},
         ])
@@ -437,5 +454,38 @@ fn the_network_policy_admits_the_proxy_cidrs_and_the_metrics_namespaces() {
     assert!(!off.iter().any(|o| o["kind"] == "NetworkPolicy"));
     assert_eq!(stderr, "");
     let out = kseal(&["--no-network-policy", "--network-policy-from", "10.0.0.0/8"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_admission_webhook_is_on_by_default_and_its_flags_shape_it() {
+    let (default, _) = items(&[]);
+    let vwc = find(
+        &default,
+        "ValidatingWebhookConfiguration",
+        "sealed-secrets-controller",
+    );
+    assert_eq!(vwc["webhooks"][0]["failurePolicy"], "Ignore");
+    let (fail, _) = items(&[
+        "--webhook-failure-policy",
+        "Fail",
+        "--webhook-exclude-namespace",
+        "ci",
+    ]);
+    let hook = &find(
+        &fail,
+        "ValidatingWebhookConfiguration",
+        "sealed-secrets-controller",
+    )["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(
+        hook["namespaceSelector"]["matchExpressions"][1]["values"],
+        serde_json::json!(["ci"])
+    );
+    let (off, _) = items(&["--no-admission-webhook"]);
+    assert!(!off
+        .iter()
+        .any(|o| o["kind"] == "ValidatingWebhookConfiguration"));
+    let out = kseal(&["--no-admission-webhook", "--webhook-failure-policy", "Fail"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -1,7 +1,9 @@
 //! The controller process (docs/compatibility.md, “Start-up sequence”), wired from the library's parts:
 //!
 //! 1. metrics, the key manager, and both HTTP servers first, so `/healthz` answers while
-//!    everything else starts (`/v1/cert.pem` answers 500 until a key is loaded);
+//!    everything else starts (`/v1/cert.pem` answers 500 until a key is loaded); with
+//!    `--webhook-listen-addr`, the admission webhook's TLS server and the task that keeps its
+//!    certificate ([`crate::admission`]), on every replica;
 //! 2. every replica loads the key Secrets and age identity Secrets and watches them for keys
 //!    and identities added at run time;
 //! 3. leader election on a Lease (unless `--leader-elect=false`; under Bitnami's RBAC, which
@@ -26,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, WatchScope};
 use crate::events::EventRecorder;
 use crate::http::api::{self, ApiConfig, ApiState};
-use crate::http::server::{serve_listener, ServeOptions};
+use crate::http::server::{serve_listener, serve_tls_listener, ServeOptions};
 use crate::keys::manager::{KeyManager, KeyPolicy};
 use crate::keys::store::KeyStore;
 use crate::keys::tasks;
@@ -139,6 +141,43 @@ pub async fn run(
         })?;
     tracing::info!(addr = %main_listener.local_addr()?, "HTTP server serving");
     tracing::info!(addr = %metrics_listener.local_addr()?, "metrics server serving");
+    // The admission webhook (every replica): its TLS port, and the task that keeps its
+    // serving certificate and the configuration's caBundle.
+    let mut webhook_server = None;
+    if let Some(webhook) = &config.webhook {
+        let listener = TcpListener::bind(webhook.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (--webhook-listen-addr)",
+                    webhook.listen_addr
+                )
+            })?;
+        tracing::info!(addr = %listener.local_addr()?, "admission webhook serving (TLS)");
+        let (tls_tx, tls_rx) = watch::channel(None);
+        tokio::spawn(crate::admission::tls::run(
+            client.clone(),
+            webhook.objects.clone(),
+            tls_tx,
+            shutdown.clone(),
+        ));
+        let state = crate::admission::http::AdmissionState::new(
+            api_state.clone(),
+            config.key_cutoff_time,
+            Some(Arc::new(crate::planner::ProtectedKeys {
+                namespace: config.namespace.clone(),
+                key_prefix: config.key_prefix.clone(),
+            })),
+        );
+        let stop = shutdown.clone();
+        webhook_server = Some(tokio::spawn(serve_tls_listener(
+            listener,
+            crate::admission::http::router(state),
+            serve_opts,
+            tls_rx,
+            async move { stop.cancelled().await },
+        )));
+    }
     let mut main_router = api::router(api_state);
     if config.web_page {
         main_router = main_router.merge(crate::web::router(keys.subscribe()));
@@ -356,7 +395,10 @@ pub async fn run(
     if let Some(t) = elector_task {
         let _ = t.await;
     }
-    for (name, server) in [("HTTP", main_server), ("metrics", metrics_server)] {
+    let servers = [("HTTP", main_server), ("metrics", metrics_server)]
+        .into_iter()
+        .chain(webhook_server.map(|w| ("webhook", w)));
+    for (name, server) in servers {
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "{name} server stopped with an error"),

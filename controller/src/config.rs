@@ -189,6 +189,33 @@ pub struct Flags {
     /// front (an Ingress with TLS) for browsers to seal with it
     #[arg(long, env = "KSEAL_WEB_PAGE")]
     pub web_page: bool,
+    /// Serve the validating admission webhook over TLS on this address ([host]:port); "" (the
+    /// default) turns it off. `kseal install` sets :8443
+    #[arg(long, env = "KSEAL_WEBHOOK_LISTEN_ADDR", default_value = "")]
+    pub webhook_listen_addr: String,
+    /// The Service the API server calls the webhook through (its DNS names go into the
+    /// serving certificate)
+    #[arg(
+        long,
+        env = "KSEAL_WEBHOOK_SERVICE",
+        default_value = "sealed-secrets-controller-webhook"
+    )]
+    pub webhook_service: String,
+    /// The Secret (in the controller's namespace) holding the webhook's serving certificate,
+    /// created and renewed by the controller
+    #[arg(
+        long,
+        env = "KSEAL_WEBHOOK_SECRET",
+        default_value = "sealed-secrets-controller-webhook-tls"
+    )]
+    pub webhook_secret: String,
+    /// The ValidatingWebhookConfiguration whose caBundle the controller keeps
+    #[arg(
+        long,
+        env = "KSEAL_WEBHOOK_CONFIGURATION",
+        default_value = "sealed-secrets-controller"
+    )]
+    pub webhook_configuration: String,
 }
 
 /// A flag value that does not parse. The message names the flag, never the value (flag values
@@ -261,6 +288,17 @@ pub struct Config {
     pub age: bool,
     pub age_pq: bool,
     pub web_page: bool,
+    /// The admission webhook, when `--webhook-listen-addr` is set.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The admission webhook's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `--webhook-listen-addr`.
+    pub listen_addr: SocketAddr,
+    /// `--webhook-service`, `--webhook-secret`, `--webhook-configuration` and the namespace.
+    pub objects: crate::admission::tls::WebhookObjects,
 }
 
 impl Flags {
@@ -314,6 +352,7 @@ impl Flags {
         } else {
             WatchScope::Namespaces(std::iter::once(namespace.clone()).chain(extra).collect())
         };
+        let namespace_for_webhook = namespace.clone();
         let renew_src = self
             .rotate_period
             .as_deref()
@@ -376,6 +415,19 @@ impl Flags {
             age: self.age,
             age_pq: self.age && self.age_pq,
             web_page: self.web_page,
+            webhook: match self.webhook_listen_addr.as_str() {
+                "" => None,
+                addr => Some(WebhookConfig {
+                    listen_addr: listen_addr(addr)
+                        .map_err(|r| bad("webhook-listen-addr", addr, r))?,
+                    objects: crate::admission::tls::WebhookObjects {
+                        namespace: namespace_for_webhook.clone(),
+                        service: self.webhook_service.clone(),
+                        secret: self.webhook_secret.clone(),
+                        configuration: self.webhook_configuration.clone(),
+                    },
+                }),
+            },
         })
     }
 }

@@ -5,6 +5,7 @@
 //! API server is a thin layer around it, so every reconcile rule (docs/compatibility.md, “Reconciling”, R-01..R-15) is
 //! tested without a cluster.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod events;

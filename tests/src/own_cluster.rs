@@ -20,6 +20,25 @@ use kube::{Client, Config};
 pub struct OwnCluster {
     dir: PathBuf,
     kubeconfig: PathBuf,
+    /// With a node: [`NODE_LOCK`], held until the cluster is down.
+    _node_lock: Option<std::fs::File>,
+}
+
+/// One node per machine (`cluster.sh` refuses a second one): tests that start a node of their
+/// own take this lock first and hold it until their cluster is down, so they wait for each
+/// other instead of failing when the runner starts them at the same time.
+pub const NODE_LOCK: &str = "/run/kseal-own-node.lock";
+
+fn node_lock() -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(NODE_LOCK)
+        .with_context(|| format!("opening {NODE_LOCK}"))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {NODE_LOCK}"))?;
+    Ok(file)
 }
 
 fn script() -> PathBuf {
@@ -33,10 +52,13 @@ impl OwnCluster {
     }
 
     /// The same with a node that runs Pods (`cluster.sh up --node`: kube-scheduler,
-    /// containerd, kubelet, kube-proxy). One node per machine: this fails while another
-    /// cluster's node runs.
+    /// containerd, kubelet, kube-proxy). One node per machine: this waits for the other tests'
+    /// own nodes ([`NODE_LOCK`]), and fails while a cluster started otherwise runs a node.
     pub fn up_with_node(dir: &Path) -> Result<Self> {
-        Self::start(dir, &["--node"])
+        let lock = node_lock()?;
+        let mut cluster = Self::start(dir, &["--node"])?;
+        cluster._node_lock = Some(lock);
+        Ok(cluster)
     }
 
     /// The same with extra kube-apiserver flags (`KSEAL_APISERVER_FLAGS`), e.g.
@@ -68,6 +90,7 @@ impl OwnCluster {
                     .unwrap_or_default()
                     .trim(),
             ),
+            _node_lock: None,
         };
         ensure!(out.status.success(), "cluster.sh up failed: {}", out.status);
         ensure!(

@@ -14,16 +14,20 @@ use crate::io::Output;
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Prints the controller's manifests (CRD, ServiceAccount, least-privilege RBAC, Services,
-NetworkPolicy, Deployment, PodDisruptionBudget) as YAML, or applies them with --apply: server-side
-apply as field manager \"kseal\", forced, so it upgrades a Bitnami install of the same name in
-place (its key Secrets are never touched). Cluster-wide objects keep Bitnami's names for the
-default name and are prefixed with <name>- otherwise. No controller image is published: build and
-push one, and pass --image.
+NetworkPolicy, Deployment, PodDisruptionBudget, ValidatingWebhookConfiguration) as YAML, or
+applies them with --apply: server-side apply as field manager \"kseal\", forced, so it upgrades a
+Bitnami install of the same name in place (its key Secrets are never touched). Cluster-wide
+objects keep Bitnami's names for the default name and are prefixed with <name>- otherwise. No
+controller image is published: build and push one, and pass --image.
 
 The NetworkPolicy admits the metrics port from the namespaces of --metrics-namespace-selector and
-the HTTP port (cert.pem, verify, rotate) only from the CIDRs of --network-policy-from, where the
-API server's service proxy connects from; probes come from the pod's own node, which is always
-admitted. Secret delete is granted only with --old-gc-behavior.")]
+the HTTP and webhook ports (cert.pem, verify, rotate, admission) only from the CIDRs of
+--network-policy-from, where the API server connects from; probes come from the pod's own node,
+which is always admitted. Secret delete is granted only with --old-gc-behavior.
+
+The admission webhook refuses, at kubectl apply (and --dry-run=server), a SealedSecret this
+cluster cannot open; the controller makes and renews its TLS certificate itself. With the default
+--webhook-failure-policy=Ignore, applies pass unchecked while the controller is down.")]
 pub struct InstallArgs {
     /// The controller's namespace
     #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = crate::cluster::DEFAULT_CONTROLLER_NAMESPACE)]
@@ -80,6 +84,22 @@ pub struct InstallArgs {
     #[arg(long, value_name = "KEY=VALUE,…", default_value = crate::install::DEFAULT_METRICS_NAMESPACE_SELECTOR)]
     pub metrics_namespace_selector: String,
 
+    /// Install no validating admission webhook (SealedSecrets this cluster cannot open are then
+    /// only reported in their status, not refused at apply)
+    #[arg(long, conflicts_with_all = ["webhook_failure_policy", "webhook_exclude_namespace"])]
+    pub no_admission_webhook: bool,
+
+    /// What the API server does when the webhook cannot answer (the controller is down):
+    /// Ignore admits, Fail refuses [default: Ignore]
+    #[arg(long, value_enum, ignore_case = true, value_name = "POLICY")]
+    pub webhook_failure_policy: Option<crate::install::FailurePolicy>,
+
+    /// Namespace whose SealedSecrets the webhook never checks (repeatable; by the
+    /// kubernetes.io/metadata.name label of Kubernetes 1.21+). Any namespace labelled
+    /// sealedsecrets.kseal.dev/admission=disabled is skipped too
+    #[arg(long, value_name = "NAMESPACE", value_delimiter = ',')]
+    pub webhook_exclude_namespace: Vec<String>,
+
     /// Install no NetworkPolicy (every pod can then reach the controller's ports)
     #[arg(long, conflicts_with_all = ["network_policy_from", "metrics_namespace_selector"])]
     pub no_network_policy: bool,
@@ -126,6 +146,10 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
         replicas: args.replicas,
         old_gc_behavior: args.old_gc_behavior,
         network_policy,
+        webhook: (!args.no_admission_webhook).then(|| install::Webhook {
+            failure_policy: args.webhook_failure_policy.unwrap_or_default(),
+            exclude_namespaces: args.webhook_exclude_namespace.clone(),
+        }),
     };
     target.validate()?;
     let dry_run = args.dry_run.is_some();

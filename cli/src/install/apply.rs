@@ -35,6 +35,7 @@ fn target(obj: &Value) -> Result<Target> {
         "Deployment" => ("deployments", true),
         "PodDisruptionBudget" => ("poddisruptionbudgets", true),
         "NetworkPolicy" => ("networkpolicies", true),
+        "ValidatingWebhookConfiguration" => ("validatingwebhookconfigurations", false),
         other => bail!("kseal install does not know where {other} objects go"),
     };
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));

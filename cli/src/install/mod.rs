@@ -3,9 +3,11 @@
 //! [`render`] builds, in this order: the SealedSecret CRD ([`kseal_crds::crd::crd`]), the
 //! ServiceAccount and least-privilege RBAC of `controller/deploy/rbac.yaml` (rewritten for the
 //! namespace and name; Secret `delete` only with `--old-gc-behavior`, the one controller mode
-//! that deletes Secrets), the Services `<name>` and `<name>-metrics`, the NetworkPolicy
-//! `<name>` ([`network_policy`]), the Deployment `<name>` and its PodDisruptionBudget. The
-//! output is deterministic (keys sorted, fixed order).
+//! that deletes Secrets), the Services `<name>`, `<name>-metrics` and `<name>-webhook`, the
+//! NetworkPolicy `<name>` ([`network_policy`]), the Deployment `<name>`, its
+//! PodDisruptionBudget, and the ValidatingWebhookConfiguration `<name>` ([`webhook_configuration`];
+//! its caBundle is the controller's to fill). The output is deterministic (keys sorted, fixed
+//! order).
 //!
 //! Names follow Bitnami's static manifest (docs/compatibility.md, “Deployment conventions”) so that installing over a Bitnami
 //! install upgrades it in place: Deployment, Service and ServiceAccount are `<name>`, the pod
@@ -60,7 +62,8 @@ pub const DEFAULT_REPLICAS: u32 = 2;
 /// Default `--wait` timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Longest `--name`: the metrics Service `<name>-metrics` must stay a 63-character DNS label.
+/// Longest `--name`: the Services `<name>-metrics` and `<name>-webhook` must stay 63-character
+/// DNS labels.
 pub const MAX_NAME_LEN: usize = 63 - "-metrics".len();
 
 /// The controller's HTTP port (`/healthz`, `/v1/cert.pem`, ...).
@@ -109,6 +112,57 @@ pub struct Install {
     pub old_gc_behavior: bool,
     /// Who may reach the controller's ports; `None`: no NetworkPolicy.
     pub network_policy: Option<NetworkPolicy>,
+    /// The validating admission webhook; `None`: not installed (`--no-admission-webhook`).
+    pub webhook: Option<Webhook>,
+}
+
+/// The admission webhook's `failurePolicy` (`--webhook-failure-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum FailurePolicy {
+    /// Admit when the webhook cannot answer (controller down): GitOps is never blocked
+    #[default]
+    #[value(name = "Ignore")]
+    Ignore,
+    /// Refuse when the webhook cannot answer: nothing unchecked gets in
+    #[value(name = "Fail")]
+    Fail,
+}
+
+impl FailurePolicy {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Ignore => "Ignore",
+            FailurePolicy::Fail => "Fail",
+        }
+    }
+}
+
+/// The label that opts a namespace out of the webhook: `kubectl label namespace NS
+/// sealedsecrets.kseal.dev/admission=disabled`.
+pub const WEBHOOK_OPT_OUT_LABEL: &str = "sealedsecrets.kseal.dev/admission";
+
+/// The value of [`WEBHOOK_OPT_OUT_LABEL`] that opts out.
+pub const WEBHOOK_OPT_OUT_VALUE: &str = "disabled";
+
+/// The webhook's port in the container (TLS).
+pub const WEBHOOK_PORT: u16 = 8443;
+
+/// The webhook's `timeoutSeconds`: well under the API server's request timeout (60 s) and its
+/// own default (10 s); the controller answers 429/503 before it (docs/controller.md).
+pub const WEBHOOK_TIMEOUT_SECONDS: u32 = 5;
+
+/// The webhook's path on the controller.
+pub const WEBHOOK_PATH: &str = "/v1/admission/sealedsecrets";
+
+/// How the admission webhook is installed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Webhook {
+    /// `--webhook-failure-policy`.
+    pub failure_policy: FailurePolicy,
+    /// `--webhook-exclude-namespace`: namespaces never sent to the webhook, by the
+    /// `kubernetes.io/metadata.name` label (Kubernetes 1.21+ sets it on every namespace).
+    pub exclude_namespaces: Vec<String>,
 }
 
 impl Default for Install {
@@ -120,6 +174,7 @@ impl Default for Install {
             replicas: DEFAULT_REPLICAS,
             old_gc_behavior: false,
             network_policy: Some(NetworkPolicy::default()),
+            webhook: Some(Webhook::default()),
         }
     }
 }
@@ -254,6 +309,19 @@ impl Install {
                 }
             }
         }
+        for (i, ns) in self
+            .webhook
+            .iter()
+            .flat_map(|w| &w.exclude_namespaces)
+            .enumerate()
+        {
+            if !is_dns_label(ns, 63) {
+                bail!(
+                    "invalid --webhook-exclude-namespace (value {}): give a namespace name (lowercase letters, digits and '-')",
+                    i + 1
+                );
+            }
+        }
         if self.image.is_empty() || self.image.chars().any(char::is_whitespace) {
             bail!(
                 "invalid --image {:?}: give an image reference such as registry.example/kseal-controller:v1",
@@ -292,6 +360,16 @@ impl Install {
         let mut l = self.labels();
         l.insert("name".into(), name.to_string());
         json!(l)
+    }
+
+    /// The webhook's Service, `<name>-webhook`.
+    pub fn webhook_service(&self) -> String {
+        format!("{}-webhook", self.name)
+    }
+
+    /// The Secret the controller keeps the webhook's serving certificate in.
+    pub fn webhook_secret(&self) -> String {
+        format!("{}-webhook-tls", self.name)
     }
 
     /// The pod selector: Bitnami's, `name: <name>`.

@@ -132,7 +132,67 @@ pub fn controller_args(install: &Install) -> Vec<String> {
     if install.old_gc_behavior {
         args.push("--old-gc-behavior".into());
     }
+    if install.webhook.is_some() {
+        args.extend([
+            format!("--webhook-listen-addr=:{WEBHOOK_PORT}"),
+            format!("--webhook-service={}", install.webhook_service()),
+            format!("--webhook-secret={}", install.webhook_secret()),
+            format!("--webhook-configuration={}", install.name),
+        ]);
+    }
     args
+}
+
+/// The ValidatingWebhookConfiguration `<name>`: SealedSecret creates and updates go to the
+/// controller's `<name>-webhook` Service, `failurePolicy` from `--webhook-failure-policy`
+/// (`Ignore` by default), [`WEBHOOK_TIMEOUT_SECONDS`], and a namespace selector that skips
+/// namespaces labelled `sealedsecrets.kseal.dev/admission=disabled` and those of
+/// `--webhook-exclude-namespace`. No caBundle: the controller puts its CA there.
+pub fn webhook_configuration(install: &Install, webhook: &Webhook) -> Value {
+    let mut expressions = vec![json!({
+        "key": WEBHOOK_OPT_OUT_LABEL,
+        "operator": "NotIn",
+        "values": [WEBHOOK_OPT_OUT_VALUE],
+    })];
+    if !webhook.exclude_namespaces.is_empty() {
+        expressions.push(json!({
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": webhook.exclude_namespaces,
+        }));
+    }
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {
+            "name": install.name,
+            "labels": install.labels_with_name(&install.name),
+        },
+        "webhooks": [{
+            "name": "sealedsecrets.kseal.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": webhook.failure_policy.as_str(),
+            "matchPolicy": "Equivalent",
+            "timeoutSeconds": WEBHOOK_TIMEOUT_SECONDS,
+            "clientConfig": {
+                "service": {
+                    "name": install.webhook_service(),
+                    "namespace": install.namespace,
+                    "path": WEBHOOK_PATH,
+                    "port": 443,
+                },
+            },
+            "rules": [{
+                "apiGroups": [kseal_crds::GROUP],
+                "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": [kseal_crds::PLURAL],
+                "scope": "Namespaced",
+            }],
+            "namespaceSelector": {"matchExpressions": expressions},
+        }],
+    })
 }
 
 /// The NetworkPolicy `<name>`: ingress to the controller's pods only on the HTTP port from
@@ -149,8 +209,13 @@ pub fn network_policy(install: &Install, np: &NetworkPolicy) -> Value {
             .iter()
             .map(|cidr| json!({"ipBlock": {"cidr": cidr}}))
             .collect();
+        let mut ports = vec![json!({"port": HTTP_PORT, "protocol": "TCP"})];
+        if install.webhook.is_some() {
+            // The API server calls the webhook from the same addresses.
+            ports.push(json!({"port": WEBHOOK_PORT, "protocol": "TCP"}));
+        }
         ingress.push(json!({
-            "ports": [{"port": HTTP_PORT, "protocol": "TCP"}],
+            "ports": ports,
             "from": from,
         }));
     }
@@ -176,7 +241,7 @@ pub fn network_policy(install: &Install, np: &NetworkPolicy) -> Value {
 
 fn services(install: &Install) -> Vec<Value> {
     let metrics = format!("{}-metrics", install.name);
-    vec![
+    let mut out = vec![
         json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -206,7 +271,26 @@ fn services(install: &Install) -> Vec<Value> {
                 "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT, "protocol": "TCP"}],
             },
         }),
-    ]
+    ];
+    if install.webhook.is_some() {
+        let webhook = install.webhook_service();
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": webhook,
+                "namespace": install.namespace,
+                "labels": install.labels_with_name(&webhook),
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "selector": install.selector(),
+                // Every replica answers reviews, leader or not.
+                "ports": [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}],
+            },
+        }));
+    }
+    out
 }
 
 fn deployment(install: &Install) -> Value {
@@ -265,10 +349,7 @@ fn deployment(install: &Install) -> Value {
                             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                         ],
-                        "ports": [
-                            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-                            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-                        ],
+                        "ports": container_ports(install),
                         "livenessProbe": probe,
                         "readinessProbe": probe,
                         "resources": {
@@ -289,6 +370,17 @@ fn deployment(install: &Install) -> Value {
     })
 }
 
+fn container_ports(install: &Install) -> Value {
+    let mut ports = vec![
+        json!({"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}),
+        json!({"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}),
+    ];
+    if install.webhook.is_some() {
+        ports.push(json!({"name": "webhook", "containerPort": WEBHOOK_PORT, "protocol": "TCP"}));
+    }
+    json!(ports)
+}
+
 fn pod_disruption_budget(install: &Install) -> Value {
     json!({
         "apiVersion": "policy/v1",
@@ -307,7 +399,8 @@ fn pod_disruption_budget(install: &Install) -> Value {
 
 /// Every object, in apply order: CRD, ServiceAccount, RBAC, Services, NetworkPolicy (unless
 /// `--no-network-policy`; before the pods exist), Deployment, PDB (the PDB only with 2 or more
-/// replicas: `minAvailable: 1` of 1 replica would block node drains).
+/// replicas: `minAvailable: 1` of 1 replica would block node drains), and last the
+/// ValidatingWebhookConfiguration (unless `--no-admission-webhook`).
 pub fn render(install: &Install) -> Result<Vec<Value>> {
     install.validate()?;
     let mut crd = serde_json::to_value(kseal_crds::crd::crd()).context("serializing the CRD")?;
@@ -321,6 +414,9 @@ pub fn render(install: &Install) -> Result<Vec<Value>> {
     out.push(deployment(install));
     if install.replicas >= 2 {
         out.push(pod_disruption_budget(install));
+    }
+    if let Some(webhook) = &install.webhook {
+        out.push(webhook_configuration(install, webhook));
     }
     Ok(out)
 }

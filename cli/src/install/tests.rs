@@ -38,9 +38,11 @@ fn default_names_are_bitnamis() {
             "Role/sealed-secrets-key-renewer",
             "Service/sealed-secrets-controller",
             "Service/sealed-secrets-controller-metrics",
+            "Service/sealed-secrets-controller-webhook",
             "NetworkPolicy/sealed-secrets-controller",
             "Deployment/sealed-secrets-controller",
             "PodDisruptionBudget/sealed-secrets-controller",
+            "ValidatingWebhookConfiguration/sealed-secrets-controller",
         ]
     );
 }
@@ -119,7 +121,7 @@ fn network_policy_rules() {
     assert_eq!(
         v["spec"]["ingress"],
         json!([
-            {"ports": [{"port": 8080, "protocol": "TCP"}],
+            {"ports": [{"port": 8080, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}],
              "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "fd00::/64"}}]},
             {"ports": [{"port": 8081, "protocol": "TCP"}],
              "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mon", "team": "obs"}}}]},
@@ -212,4 +214,72 @@ fn rollout_rule() {
         Rollout::Waiting(_)
     ));
     assert_eq!(rollout_status(&d(2, 2, 2, 2, 2, 2)), Rollout::Done);
+}
+
+#[test]
+fn the_webhook_configuration() {
+    let mut i = named("kseal");
+    i.namespace = "sealed".into();
+    let w = Webhook::default();
+    let v = webhook_configuration(&i, &w);
+    let hook = &v["webhooks"][0];
+    assert_eq!(v["metadata"]["name"], "kseal");
+    assert_eq!(hook["failurePolicy"], "Ignore");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+    assert_eq!(
+        hook["clientConfig"],
+        json!({"service": {"name": "kseal-webhook", "namespace": "sealed", "path": "/v1/admission/sealedsecrets", "port": 443}})
+    );
+    assert!(
+        hook["clientConfig"].get("caBundle").is_none(),
+        "the controller fills it"
+    );
+    assert_eq!(
+        hook["rules"],
+        json!([{"apiGroups": ["bitnami.com"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["sealedsecrets"], "scope": "Namespaced"}])
+    );
+    assert_eq!(
+        hook["namespaceSelector"],
+        json!({"matchExpressions": [{"key": "sealedsecrets.kseal.dev/admission", "operator": "NotIn", "values": ["disabled"]}]})
+    );
+    let w = Webhook {
+        failure_policy: FailurePolicy::Fail,
+        exclude_namespaces: vec!["ci".into(), "scratch".into()],
+    };
+    let v = webhook_configuration(&i, &w);
+    assert_eq!(v["webhooks"][0]["failurePolicy"], "Fail");
+    assert_eq!(
+        v["webhooks"][0]["namespaceSelector"]["matchExpressions"][1],
+        json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["ci", "scratch"]})
+    );
+    // The controller is told the same names; without the webhook, none of it.
+    let args = controller_args(&i);
+    for a in [
+        "--webhook-listen-addr=:8443",
+        "--webhook-service=kseal-webhook",
+        "--webhook-secret=kseal-webhook-tls",
+        "--webhook-configuration=kseal",
+    ] {
+        assert!(args.contains(&a.to_string()), "{args:?}");
+    }
+    i.webhook = None;
+    assert!(!controller_args(&i)
+        .iter()
+        .any(|a| a.starts_with("--webhook")));
+    let objs = render(&i).unwrap();
+    assert!(!objs
+        .iter()
+        .any(|o| o["kind"] == "ValidatingWebhookConfiguration"
+            || o["metadata"]["name"] == "kseal-webhook"));
+    i.webhook = Some(Webhook {
+        exclude_namespaces: vec!["Not_A_Namespace".into()],
+        ..Webhook::default()
+    });
+    assert!(render(&i)
+        .unwrap_err()
+        .to_string()
+        .starts_with("invalid --webhook-exclude-namespace (value 1)"));
 }

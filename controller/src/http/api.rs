@@ -198,12 +198,27 @@ impl ApiState {
     }
 
     /// The registry as it is now; the borrow of the channel ends here.
-    fn snapshot(&self) -> Arc<KeyRegistry> {
+    pub(crate) fn snapshot(&self) -> Arc<KeyRegistry> {
         self.keys.borrow().clone()
     }
 
+    /// The process-wide private-key work limit (the admission webhook takes its permits too).
+    pub(crate) fn work(&self) -> &PrivateKeyWork {
+        &self.work
+    }
+
+    /// `/v1/verify`'s rate limiter, which the admission webhook shares.
+    pub(crate) fn verify_limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// `--accept-deprecated-v1-data` as unseal options.
+    pub(crate) fn unseal_options(&self) -> UnsealOptions {
+        self.unseal_options
+    }
+
     /// Runs a handler and records it in the HTTP metrics (promhttp's counter and histogram).
-    async fn instrumented(
+    pub(crate) async fn instrumented(
         &self,
         path: &'static str,
         method: &Method,

@@ -1,6 +1,7 @@
-//! The HTTP server the controller's two ports run on (the API router of [`super::api`] and the
-//! metrics router): hyper's HTTP/1 server (plain HTTP, like Bitnami's, meant to be reached
-//! through the API server's service proxy) with Go's `http.Server` timeouts and connection
+//! The HTTP server the controller's ports run on (the API router of [`super::api`], the
+//! metrics router and the admission webhook's): hyper's HTTP/1 server (plain HTTP, like
+//! Bitnami's, meant to be reached through the API server's service proxy; TLS with rustls for
+//! the webhook, [`serve_tls_listener`]) with Go's `http.Server` timeouts and connection
 //! limits. It knows nothing of the routes it serves.
 //!
 //! - `--read-timeout` bounds reading the request head (hyper's header timeout, which also
@@ -42,6 +43,9 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Open connections at most from one peer address.
 pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
 
+/// Longest TLS handshake ([`serve_tls_listener`]); the read timeout when that is shorter.
+pub const MAX_HANDSHAKE: Duration = Duration::from_secs(10);
+
 /// The TCP peer of a request, put into its extensions by [`serve_listener`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
@@ -77,12 +81,40 @@ pub async fn serve_listener(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve(listener, router, opts, None, shutdown).await
+}
+
+/// The TLS configuration a TLS listener serves with; a new value (a renewed certificate) is
+/// used from the next connection on. `None` until there is one: connections are closed.
+pub type TlsConfigs = tokio::sync::watch::Receiver<Option<Arc<rustls::ServerConfig>>>;
+
+/// [`serve_listener`] over TLS (the admission webhook's port): each connection's handshake
+/// runs in its own task, bounded by [`MAX_HANDSHAKE`] (or the shorter read timeout), with the
+/// configuration `tls` holds when it is accepted. The same connection limits and timeouts apply.
+pub async fn serve_tls_listener(
+    listener: TcpListener,
+    router: Router,
+    opts: ServeOptions,
+    tls: TlsConfigs,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    serve(listener, router, opts, Some(tls), shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    opts: ServeOptions,
+    tls: Option<TlsConfigs>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let read_timeout = nonzero(opts.read_timeout);
     let write_timeout = nonzero(opts.write_timeout);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(read_timeout);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(ConnectionCount::default());
     let mut backoff = Duration::ZERO;
@@ -104,39 +136,64 @@ pub async fn serve_listener(
             },
             () = &mut shutdown => break,
         };
+        // As Go's net/http does: no Nagle delay between a response's head and body, which
+        // a client's delayed ACK would turn into 40 ms per request.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
         let Some(slot) = connections.clone().open(peer.ip()) else {
             tracing::debug!(peer = %peer.ip(), "too many connections: closed");
             drop(stream);
             continue;
         };
-        let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let router = router.clone();
-            async move {
-                let mut req = req.map(|body| Body::new(DeadlineBody::new(body, read_timeout)));
-                req.extensions_mut().insert(PeerAddr(peer));
-                let handle = router.oneshot(req);
-                match write_timeout {
-                    Some(t) => match tokio::time::timeout(t, handle).await {
-                        Ok(r) => r.map_err(|never| match never {}),
-                        // An error closes the connection without a response, as Go does.
-                        Err(_) => Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "handler exceeded the write timeout",
-                        )),
-                    },
-                    None => handle.await.map_err(|never| match never {}),
-                }
+        let service = service(router.clone(), peer, read_timeout, write_timeout);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
+                let conn = watcher.watch(builder.serve_connection(io, service));
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection closed: {e}");
+                    }
+                });
             }
-        });
-        let conn = graceful.watch(builder.serve_connection(io, service));
-        tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(e) = conn.await {
-                tracing::debug!("connection closed: {e}");
+            Some(configs) => {
+                let Some(config) = configs.borrow().clone() else {
+                    tracing::debug!("no serving certificate yet: connection closed");
+                    continue;
+                };
+                let handshake_timeout =
+                    read_timeout.map_or(MAX_HANDSHAKE, |r| r.min(MAX_HANDSHAKE));
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(WriteDeadline::new(stream, write_timeout)),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer.ip(), "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer.ip(), "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn =
+                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection closed: {e}");
+                    }
+                });
             }
-        });
+        }
     }
     drop(listener);
     let drain = graceful.shutdown();
@@ -149,6 +206,40 @@ pub async fn serve_listener(
         tracing::warn!("shutdown: connections still open after {bound:?}; closing them");
     }
     Ok(())
+}
+
+/// One connection's request handler: the router, with the peer in each request's extensions,
+/// the body read deadline and the handler's write timeout.
+fn service(
+    router: Router,
+    peer: SocketAddr,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = io::Error,
+    Future = impl Future<Output = Result<axum::response::Response, io::Error>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            let mut req = req.map(|body| Body::new(DeadlineBody::new(body, read_timeout)));
+            req.extensions_mut().insert(PeerAddr(peer));
+            let handle = router.oneshot(req);
+            match write_timeout {
+                Some(t) => match tokio::time::timeout(t, handle).await {
+                    Ok(r) => r.map_err(|never| match never {}),
+                    // An error closes the connection without a response, as Go does.
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "handler exceeded the write timeout",
+                    )),
+                },
+                None => handle.await.map_err(|never| match never {}),
+            }
+        }
+    })
 }
 
 /// Open connections, in all and per peer address ([`MAX_CONNECTIONS`],

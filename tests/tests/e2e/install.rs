@@ -156,6 +156,12 @@ const VARIANTS: &[&[&str]] = &[
     ],
     &["--metrics-namespace-selector", ""],
     &["--no-network-policy", "--replicas", "1"],
+    &[
+        "--webhook-failure-policy",
+        "Fail",
+        "--webhook-exclude-namespace",
+        "ci,scratch",
+    ],
 ];
 
 #[tokio::test]
@@ -221,9 +227,13 @@ async fn apply_creates_every_object_and_is_idempotent() -> Result<()> {
         &name,
         "--image",
         IMAGE,
+        // No webhook on the shared control plane: it has no node, so the API server could not
+        // reach it and every other test's SealedSecret would wait for its timeout (the
+        // webhook is tested as installed, on a node: admission::).
+        "--no-admission-webhook",
         "--apply",
     ];
-    let objects = rendered(&args[..6]).await?;
+    let objects = rendered(&args[..7]).await?;
 
     let run = install(&args).await?;
     adopt_cluster_objects(&ns, &objects).await?;
@@ -558,7 +568,15 @@ async fn install_over_a_bitnami_install_upgrades_in_place_and_keeps_its_keys() -
     let deployments = ns.api::<Deployment>();
     let old = deployments.get("sealed-secrets-controller").await?;
 
-    let run = install(&["--namespace", ns.name(), "--image", IMAGE, "--apply"]).await?;
+    let run = install(&[
+        "--namespace",
+        ns.name(),
+        "--image",
+        IMAGE,
+        "--no-admission-webhook",
+        "--apply",
+    ])
+    .await?;
     succeeded(&run, "kseal install over Bitnami's install")?;
 
     // The key Secrets are untouched.
@@ -707,11 +725,12 @@ async fn wait_follows_the_rollout_and_times_out_with_one_line() -> Result<()> {
         &name,
         "--image",
         IMAGE,
+        "--no-admission-webhook",
         "--apply",
         "--wait",
         "--timeout",
     ];
-    let objects = rendered(&base[..6]).await?;
+    let objects = rendered(&base[..7]).await?;
 
     // Nobody makes the pods ready: a one-line timeout error after the progress lines.
     let mut args = base.to_vec();

@@ -3,6 +3,7 @@
 //! build several GB larger (docs/testing.md, "Test build size"). Select a subject by its module
 //! path: `tests/run-e2e.sh crd::` or `tests/run-e2e.sh -E 'test(/^hostile::/)'`.
 
+mod admission;
 mod architecture;
 mod cli_keys;
 mod cli_proxy;

@@ -37,12 +37,12 @@ const SELECTOR: &str = "name=sealed-secrets-controller";
 const CANARY: &str = "kseal-pods-canary-7c1e";
 const WAIT: Duration = Duration::from_secs(180);
 
-fn repo() -> std::path::PathBuf {
+pub(crate) fn repo() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Runs `program args…` with `KUBECONFIG`; its stdout, or an error with its stderr.
-fn run(program: &Path, args: &[&str], kubeconfig: &Path) -> Result<String> {
+pub(crate) fn run(program: &Path, args: &[&str], kubeconfig: &Path) -> Result<String> {
     let out = Command::new(program)
         .args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -58,8 +58,27 @@ fn run(program: &Path, args: &[&str], kubeconfig: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The controller image from this run's controller binary (`controller/image/build.sh
+/// --binary`), written to `archive` and imported into `cluster`'s node; its reference.
+pub(crate) fn build_image(cluster: &OwnCluster, archive: &Path) -> Result<String> {
+    let out = Command::new("bash")
+        .arg(repo().join("controller/image/build.sh"))
+        .arg("--binary")
+        .arg(controller_binary()?)
+        .arg("-o")
+        .arg(archive)
+        .args(["-t", "kseal.local/kseal-controller:e2e"])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "build.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster.script("image", &[archive.as_os_str()])
+}
+
 /// `kseal install --apply --wait --image IMAGE`, as a user installs the controller.
-fn install(kseal: &Path, image: &str, kubeconfig: &Path) -> Result<()> {
+pub(crate) fn install(kseal: &Path, image: &str, kubeconfig: &Path) -> Result<()> {
     run(
         kseal,
         &[
@@ -76,7 +95,7 @@ fn install(kseal: &Path, image: &str, kubeconfig: &Path) -> Result<()> {
     .map(drop)
 }
 
-async fn ready_pods(pods: &Api<Pod>) -> Result<Vec<String>> {
+pub(crate) async fn ready_pods(pods: &Api<Pod>) -> Result<Vec<String>> {
     let list = pods.list(&ListParams::default().labels(SELECTOR)).await?;
     Ok(list
         .items
@@ -110,20 +129,30 @@ async fn leader(leases: &Api<Lease>) -> Result<Option<String>> {
         .and_then(|h| h.rsplit_once('_').map(|(pod, _)| pod.to_owned())))
 }
 
-#[tokio::test]
-async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> {
+/// Why a test that starts a node of its own cannot run here, if it cannot: against an external
+/// cluster, while the shared control plane holds this machine's node (`KSEAL_E2E_NODE=1`), or
+/// without root.
+pub(crate) fn no_own_node() -> Result<Option<&'static str>> {
     let shared = kseal_e2e::Cluster::shared()?;
     let Some(state) = shared.local_state()? else {
-        eprintln!("skipped: an external cluster (the test starts a node of its own)");
-        return Ok(());
+        return Ok(Some(
+            "an external cluster (the test starts a node of its own)",
+        ));
     };
     if state.vars.get("NODE_RUNNING").map(String::as_str) == Some("1") {
-        eprintln!("skipped: the shared control plane holds this machine's node");
-        return Ok(());
+        return Ok(Some("the shared control plane holds this machine's node"));
     }
     use std::os::unix::fs::MetadataExt as _;
     if std::fs::metadata("/proc/self")?.uid() != 0 {
-        eprintln!("skipped: a node needs root (containerd, runc, iptables)");
+        return Ok(Some("a node needs root (containerd, runc, iptables)"));
+    }
+    Ok(None)
+}
+
+#[tokio::test]
+async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> {
+    if let Some(why) = no_own_node()? {
+        eprintln!("skipped: {why}");
         return Ok(());
     }
     let scratch = tempfile::tempdir()?;
@@ -136,20 +165,7 @@ async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> 
     // The image, from this run's controller binary, imported into the node.
     let archive = scratch.path().join("kseal-controller.oci.tar");
     let t = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo().join("controller/image/build.sh"))
-        .arg("--binary")
-        .arg(controller_binary()?)
-        .arg("-o")
-        .arg(&archive)
-        .args(["-t", "kseal.local/kseal-controller:e2e"])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "build.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let image = cluster.script("image", &[archive.as_os_str()])?;
+    let image = build_image(&cluster, &archive)?;
     let image_built = t.elapsed();
 
     // kseal install --apply --wait.

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -251,6 +252,11 @@ async fn the_readme_quick_starts_work_as_written() -> Result<()> {
         .items
         .is_empty());
     ensure!(Api::<ClusterRole>::all(client.clone())
+        .list(&ours)
+        .await?
+        .items
+        .is_empty());
+    ensure!(Api::<ValidatingWebhookConfiguration>::all(client.clone())
         .list(&ours)
         .await?
         .items
