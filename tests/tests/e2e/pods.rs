@@ -365,20 +365,32 @@ async fn the_controller_runs_as_pods_installed_by_kseal_install() -> Result<()> 
         namespace: Some(apps.into()),
         ..Default::default()
     };
-    // Sealed for "db" (strict scope): under another name it must be refused, which proves the
-    // controller reconciles after the restarts without a second sealing round trip.
-    Api::<SealedSecret>::namespaced(client.clone(), apps)
+    // Sealed for "db" (strict scope): under another name the controller must refuse it, either
+    // at the door (the webhook, through the Service kube-proxy routes) or, should the webhook
+    // be unreachable (failurePolicy Ignore), in its status. Either proves it works after the
+    // restarts without a second sealing round trip.
+    match Api::<SealedSecret>::namespaced(client.clone(), apps)
         .create(&PostParams::default(), &after)
-        .await?;
-    eventually("db2 reported as not decryptable", WAIT, || async {
-        let got = Api::<SealedSecret>::namespaced(client.clone(), apps)
-            .get("db2")
+        .await
+    {
+        Err(kseal_e2e::kube::Error::Api(s)) if s.code == 403 => ensure!(
+            s.message.contains("apps/db2") && s.message.contains("item \"password\""),
+            "the webhook's refusal names neither the object nor the item: {}",
+            s.message
+        ),
+        Err(e) => return Err(e.into()),
+        Ok(_) => {
+            eventually("db2 reported as not decryptable", WAIT, || async {
+                let got = Api::<SealedSecret>::namespaced(client.clone(), apps)
+                    .get("db2")
+                    .await?;
+                Ok(kseal_e2e::controller::synced_condition(&got)
+                    .filter(|c| c.status == "False")
+                    .map(|_| ()))
+            })
             .await?;
-        Ok(kseal_e2e::controller::synced_condition(&got)
-            .filter(|c| c.status == "False")
-            .map(|_| ()))
-    })
-    .await?;
+        }
+    }
     let node_parts_restarted = t.elapsed();
     eprintln!(
         "pods: kubelet, containerd, kube-proxy and kube-scheduler restarted; Pods Ready and reconciling after {node_parts_restarted:.1?}"
