@@ -5,12 +5,14 @@
 //! Reference operations (`openssl speed`): the RSA-4096 private operation (sign) for unseal, and
 //! the public operation (verify) plus AES-256-GCM over the item for seal. Ratios below 1.0 mean
 //! kseal is faster. Goals: unseal ≤ 1.2× the private op; seal ≤ 1.5× public op + AES.
+//! It also prints the per-item times of the age format to an X25519 recipient (no OpenSSL
+//! reference: there is no goal for it, the figures compare the two formats).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kseal_crypto::keygen::{generate, KeyProfile};
-use kseal_crypto::{seal, Keyring};
+use kseal_crypto::{seal, seal_age, AgeIdentity, Keyring};
 
 fn main() {
     let mut seconds = 3u64;
@@ -59,6 +61,19 @@ fn main() {
         std::hint::black_box(ring.open(label, &blob).expect("open"));
     });
 
+    // The age format: X25519 (one recipient), the same item and label.
+    let identity = AgeIdentity::generate();
+    let recipients = [identity.recipient().clone()];
+    let mut age_ring = Keyring::new();
+    age_ring.insert_age_identity(identity);
+    let age_seal_s = per_op(seconds, || {
+        std::hint::black_box(seal_age(&recipients, label, &plaintext).expect("seal_age"));
+    });
+    let age_blob = seal_age(&recipients, label, &plaintext).expect("seal_age");
+    let age_unseal_s = per_op(seconds, || {
+        std::hint::black_box(age_ring.open(label, &age_blob).expect("open age"));
+    });
+
     let us = |s: f64| s * 1e6;
     println!();
     println!("item size: {bytes} bytes, RSA-4096 (aws-lc-rs)");
@@ -76,6 +91,16 @@ fn main() {
     println!("{:<34} {:>12.2}", "openssl aes-256-gcm (item)", us(aes_s));
     println!("{:<34} {:>12.1}", "kseal unseal (per item)", us(unseal_s));
     println!("{:<34} {:>12.1}", "kseal seal (per item)", us(seal_s));
+    println!(
+        "{:<34} {:>12.1}",
+        "kseal age X25519 unseal (per item)",
+        us(age_unseal_s)
+    );
+    println!(
+        "{:<34} {:>12.1}",
+        "kseal age X25519 seal (per item)",
+        us(age_seal_s)
+    );
     println!();
     let r_unseal = unseal_s / priv_s;
     let r_seal = seal_s / (pub_s + aes_s);
