@@ -51,12 +51,13 @@ use crate::work::PrivateKeyWork;
 pub const FAIR_SHARE_DELAY: Duration = Duration::from_millis(100);
 
 /// Reconciles running at once for `permits` private-key work permits (one per CPU the process
-/// may use, see [`PrivateKeyWork`]): four per CPU, at least 4 and at most 64. Most of a
-/// reconcile is waiting for the API server (read the Secret, write it, write the status); only
-/// the decryption holds a CPU, and it waits for a permit, so more reconciles than CPUs keep the
-/// CPUs busy without running more private-key work than there are CPUs.
+/// may use, see [`PrivateKeyWork`]): eight per CPU, at least 8 and at most 128. Most of a
+/// reconcile is waiting for the API server (read the Secret, write it, write the status; a
+/// restart pass is nothing but one read and one HMAC); only the decryption holds a CPU, and it
+/// waits for a permit, so more reconciles than CPUs keep the CPUs busy without running more
+/// private-key work than there are CPUs.
 pub fn concurrency_for(permits: usize) -> u16 {
-    u16::try_from(permits.saturating_mul(4).clamp(4, 64)).unwrap_or(64)
+    u16::try_from(permits.saturating_mul(8).clamp(8, 128)).unwrap_or(128)
 }
 
 /// Reconcile switches from the flags.
@@ -1043,9 +1044,9 @@ mod tests {
 
     #[test]
     fn concurrency_follows_the_cpus() {
-        assert_eq!(concurrency_for(1), 4);
-        assert_eq!(concurrency_for(2), 8);
-        assert_eq!(concurrency_for(1000), 64);
+        assert_eq!(concurrency_for(1), 8);
+        assert_eq!(concurrency_for(2), 16);
+        assert_eq!(concurrency_for(1000), 128);
     }
 
     #[test]
