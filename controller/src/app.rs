@@ -334,7 +334,7 @@ pub async fn run(
             skip_recreate: config.skip_recreate,
             max_retries: config.max_unseal_retries,
             label_selector: config.label_selector.clone(),
-            concurrency: 4,
+            concurrency: reconciler::concurrency_for(work.permits()),
             work: work.clone(),
             fence: fence.clone(),
         },

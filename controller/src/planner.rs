@@ -244,17 +244,10 @@ pub fn plan(
     now: Timestamp,
     opts: PlanOptions,
 ) -> Plan {
-    if let Some(reason) = opts
-        .protected
-        .as_ref()
-        .and_then(|p| p.refusal(ss, existing))
+    if let Some(done) =
+        plan_without_decrypting(ss, &source_digest(ss), existing, keyring, now, &opts)
     {
-        return failed(ss, now, &opts, Failure::KeySecret, reason, Vec::new());
-    }
-    if let Some(current) = existing {
-        if ownership_matches(ss, current, keyring) {
-            return synced(ss, now, &opts, Write::Nothing, Vec::new());
-        }
+        return done;
     }
     // Try the keys that `kseal seal` recorded first (one RSA operation per item instead of
     // one per key); any other key is still tried if they do not open an item.
@@ -314,6 +307,38 @@ pub fn plan(
     synced(ss, now, &opts, write, keys_used)
 }
 
+/// The part of [`plan`] that reads no ciphertext, for a SealedSecret whose
+/// `spec.encryptedData` may have been dropped (the controller's watch cache keeps only
+/// [`source_digest`] of it): `Some` when the SealedSecret may not produce its Secret, or when the
+/// existing Secret's ownership mark verifies for `digest` (nothing to do, nothing decrypted);
+/// `None` when [`plan`] must run on the whole SealedSecret.
+pub fn plan_without_decrypting(
+    ss: &SealedSecret,
+    digest: &str,
+    existing: Option<&Secret>,
+    keyring: &Keyring,
+    now: Timestamp,
+    opts: &PlanOptions,
+) -> Option<Plan> {
+    if let Some(reason) = opts
+        .protected
+        .as_ref()
+        .and_then(|p| p.refusal(ss, existing))
+    {
+        return Some(failed(
+            ss,
+            now,
+            opts,
+            Failure::KeySecret,
+            reason,
+            Vec::new(),
+        ));
+    }
+    let current = existing?;
+    ownership_matches(digest, current, keyring)
+        .then(|| synced(ss, now, opts, Write::Nothing, Vec::new()))
+}
+
 fn synced(
     ss: &SealedSecret,
     now: Timestamp,
@@ -334,8 +359,9 @@ fn synced(
     }
 }
 
-/// SHA-256 over the SealedSecret's public inputs: what a Secret is made from.
-fn source_digest(ss: &SealedSecret) -> String {
+/// SHA-256 over the SealedSecret's public inputs (uid, name, namespace, scope, spec): what a
+/// Secret is made from, and what its ownership mark binds it to.
+pub fn source_digest(ss: &SealedSecret) -> String {
     let m = &ss.metadata;
     let input = serde_json::json!({
         "uid": m.uid,
@@ -348,12 +374,12 @@ fn source_digest(ss: &SealedSecret) -> String {
 }
 
 /// The message an ownership mark signs: the source digest and the Secret's content without the mark.
-fn ownership_message(ss: &SealedSecret, secret: &Secret) -> Vec<u8> {
+fn ownership_message(source: &str, secret: &Secret) -> Vec<u8> {
     let mut annotations = secret.metadata.annotations.clone().unwrap_or_default();
     annotations.remove(ANNOTATION_OWNERSHIP);
     // As the API server stores it: no type means Opaque, and empty maps and lists are absent.
     let content = serde_json::json!({
-        "source": source_digest(ss),
+        "source": source,
         "type": secret.type_.as_deref().filter(|t| !t.is_empty()).unwrap_or("Opaque"),
         "immutable": secret.immutable.unwrap_or(false),
         "data": secret.data.clone().unwrap_or_default(),
@@ -367,7 +393,7 @@ fn ownership_message(ss: &SealedSecret, secret: &Secret) -> Vec<u8> {
 /// Adds (or replaces) the ownership annotation for the Secret's final content.
 fn with_ownership(ss: &SealedSecret, mut secret: Secret, key: Option<&PrivateKey>) -> Secret {
     let Some(key) = key else { return secret };
-    let Ok(mac) = ownership_mac(key, &ownership_message(ss, &secret)) else {
+    let Ok(mac) = ownership_mac(key, &ownership_message(&source_digest(ss), &secret)) else {
         return secret;
     };
     let value = format!("v1;key={};mac={}", key.fingerprint(), STANDARD.encode(mac));
@@ -379,9 +405,9 @@ fn with_ownership(ss: &SealedSecret, mut secret: Secret, key: Option<&PrivateKey
     secret
 }
 
-/// True when the Secret carries an ownership mark, by a key we hold, that matches this SealedSecret and
-/// the Secret's current content.
-fn ownership_matches(ss: &SealedSecret, secret: &Secret, keyring: &Keyring) -> bool {
+/// True when the Secret carries an ownership mark, by a key we hold, that matches the SealedSecret
+/// of this source digest and the Secret's current content.
+fn ownership_matches(source: &str, secret: &Secret, keyring: &Keyring) -> bool {
     let Some(value) = secret
         .metadata
         .annotations
@@ -405,7 +431,7 @@ fn ownership_matches(ss: &SealedSecret, secret: &Secret, keyring: &Keyring) -> b
     };
     keyring
         .get(&fp)
-        .is_some_and(|k| verify_ownership_mac(k, &ownership_message(ss, secret), &mac))
+        .is_some_and(|k| verify_ownership_mac(k, &ownership_message(source, secret), &mac))
 }
 
 /// Merges the desired Secret into the existing one (docs/compatibility.md, “Reconciling” step 7): with `patch`, data,

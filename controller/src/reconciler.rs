@@ -51,6 +51,16 @@ use crate::work::PrivateKeyWork;
 /// and other namespaces are waiting (see the module docs).
 pub const FAIR_SHARE_DELAY: Duration = Duration::from_millis(100);
 
+/// Reconciles running at once for `permits` private-key work permits (one per CPU the process
+/// may use, see [`PrivateKeyWork`]): eight per CPU, at least 8 and at most 128. Most of a
+/// reconcile is waiting for the API server (read the Secret, write it, write the status; a
+/// restart pass is nothing but one read and one HMAC); only the decryption holds a CPU, and it
+/// waits for a permit, so more reconciles than CPUs keep the CPUs busy without running more
+/// private-key work than there are CPUs.
+pub fn concurrency_for(permits: usize) -> u16 {
+    u16::try_from(permits.saturating_mul(8).clamp(8, 128)).unwrap_or(128)
+}
+
 /// Reconcile switches from the flags.
 #[derive(Debug, Clone)]
 pub struct ReconcileOptions {
@@ -102,6 +112,16 @@ pub enum ReconcileError {
         /// What the API client returned.
         cause: kube::Error,
     },
+    /// Reading the whole SealedSecret (the cache has no ciphertexts) failed.
+    #[error("GetSealedSecret {namespace}/{name}: {cause}")]
+    GetSealedSecret {
+        /// The namespace.
+        namespace: String,
+        /// The SealedSecret's name.
+        name: String,
+        /// What the API client returned.
+        cause: kube::Error,
+    },
     /// Decrypting and planning did not finish (the blocking task panicked or was cancelled).
     #[error("Plan {namespace}/{name}: {cause}")]
     Plan {
@@ -142,6 +162,7 @@ impl ReconcileError {
     pub fn is_transient(&self) -> bool {
         let cause = match self {
             ReconcileError::GetSecret { cause, .. }
+            | ReconcileError::GetSealedSecret { cause, .. }
             | ReconcileError::WriteSecret { cause, .. }
             | ReconcileError::WriteStatus { cause, .. } => cause,
             ReconcileError::Plan { .. } => return true,
@@ -318,6 +339,19 @@ impl Context {
         self.metrics.remove_conditions(&ns, &name);
     }
 
+    /// Drops the status this controller wrote for `ss` once the watch cache has it (the entry
+    /// only bridges the time until then; see `statuses`).
+    fn forget_status_seen(&self, ss: &SealedSecret) {
+        let key = key_of(ss);
+        let mut statuses = lock(&self.statuses);
+        if statuses
+            .get(&key)
+            .is_some_and(|(_, st)| ss.status.as_ref() == Some(st))
+        {
+            statuses.remove(&key);
+        }
+    }
+
     fn succeeded(&self, key: &Key) {
         lock(&self.retries).remove(key);
         lock(&self.transient).remove(key);
@@ -474,36 +508,51 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
 
     let registry = ctx.keys.borrow().clone();
     let plan_opts = ctx.opts.plan.clone();
-    let ss = with_latest_status(&ctx, ss);
-    let ss_for_plan = ss.clone();
-    let for_plan = plan_opts.clone();
-    // Decryption is CPU work (an RSA private operation per item): off the async workers, and
-    // within the private-key work limit shared with the HTTP API.
-    let permit = ctx.opts.work.acquire().await;
-    let plan: Plan = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let mark_with = registry.newest().map(|k| k.key.clone());
-        let mut existing = existing;
-        let plan = planner::plan(
-            &ss_for_plan,
+    let mut ss = with_latest_status(&ctx, ss);
+    // First from the cache, which has no ciphertexts: the restart path (the Secret's ownership
+    // mark verifies) and refusals need none, and cost one HMAC.
+    let mut existing = existing;
+    let quick = cached_source_digest(&ss).and_then(|digest| {
+        planner::plan_without_decrypting(
+            &ss,
+            digest,
             existing.as_ref(),
             registry.keyring(),
-            mark_with.as_deref(),
             Timestamp::now(),
-            for_plan,
-        );
-        // The Secret that was read holds plaintext too.
-        if let Some(e) = existing.as_mut() {
-            kseal_sealing::scrub::secret(e);
+            &plan_opts,
+        )
+    });
+    let plan = match quick {
+        Some(plan) => {
+            if let Some(e) = existing.as_mut() {
+                kseal_sealing::scrub::secret(e);
+            }
+            plan
         }
-        plan
-    })
-    .await
-    .map_err(|cause| ReconcileError::Plan {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-        cause,
-    })?;
+        None => {
+            if cached_source_digest(&ss).is_some() {
+                // The whole SealedSecret, ciphertexts included.
+                let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), ns);
+                match api.get_opt(name).await {
+                    Ok(Some(mut whole)) => {
+                        trim_metadata(&mut whole);
+                        ss = with_latest_status(&ctx, Arc::new(whole));
+                    }
+                    // Deleted meanwhile: its watch event follows.
+                    Ok(None) => return Ok(Action::await_change()),
+                    Err(cause) => {
+                        return Err(ReconcileError::GetSealedSecret {
+                            namespace: ns.to_string(),
+                            name: name.to_string(),
+                            cause,
+                        })
+                    }
+                }
+            }
+            decrypt_and_plan(&ctx, &ss, existing, registry, &plan_opts, ns, name).await?
+        }
+    };
+    let ss = ss;
 
     let Plan {
         write,
@@ -575,6 +624,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
     // The status, through the status subresource (Bitnami's verb: update).
     let status_changed = status.is_some();
     let mut observed = (*ss).clone();
+    trim_metadata(&mut observed);
     if let Some(status) = status {
         observed.status = Some(status);
         let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), ns);
@@ -631,6 +681,46 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, R
         },
         Some(_) => Ok(Action::await_change()),
     }
+}
+
+/// Plans with decryption: CPU work (an RSA private operation per item), off the async workers
+/// and within the private-key work limit shared with the HTTP API.
+async fn decrypt_and_plan(
+    ctx: &Context,
+    ss: &Arc<SealedSecret>,
+    existing: Option<Secret>,
+    registry: Arc<KeyRegistry>,
+    plan_opts: &PlanOptions,
+    ns: &str,
+    name: &str,
+) -> Result<Plan, ReconcileError> {
+    let ss_for_plan = ss.clone();
+    let for_plan = plan_opts.clone();
+    let permit = ctx.opts.work.acquire().await;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mark_with = registry.newest().map(|k| k.key.clone());
+        let mut existing = existing;
+        let plan = planner::plan(
+            &ss_for_plan,
+            existing.as_ref(),
+            registry.keyring(),
+            mark_with.as_deref(),
+            Timestamp::now(),
+            for_plan,
+        );
+        // The Secret that was read holds plaintext too.
+        if let Some(e) = existing.as_mut() {
+            kseal_sealing::scrub::secret(e);
+        }
+        plan
+    })
+    .await
+    .map_err(|cause| ReconcileError::Plan {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        cause,
+    })
 }
 
 /// The SealedSecret with the status this controller last wrote, when the watch cache has not
@@ -740,8 +830,10 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
     let list_metrics = ctx.metrics.clone();
     let list_namespace = namespace.clone();
     let mut listed: HashSet<Key> = HashSet::new();
+    let status_ctx = ctx.clone();
     let ss_stream = watcher::watcher(ss_api, wc.clone())
         .default_backoff()
+        .modify(trim_for_cache)
         .map_ok(move |ev| {
             match &ev {
                 Event::Delete(ss) => {
@@ -758,14 +850,15 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
                 }
                 Event::InitApply(ss) => {
                     listed.insert(key_of(ss));
+                    status_ctx.forget_status_seen(ss);
                 }
+                Event::Apply(ss) => status_ctx.forget_status_seen(ss),
                 // Deletions missed while no watch was open leave no delete event: their
                 // metrics go here.
                 Event::InitDone => {
                     list_metrics.retain_conditions(list_namespace.as_deref(), &listed);
                     listed.clear();
                 }
-                _ => {}
             }
             ev
         })
@@ -827,8 +920,13 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
                     obj.metadata.name.clone().unwrap_or_default(),
                 );
                 if !deleted {
-                    let ours = lock(&ctx.written).get(&key).cloned();
-                    if ours.is_some() && ours == obj.metadata.resource_version {
+                    // The event of our own write: no pass, and the entry is not needed any more.
+                    let mut written = lock(&ctx.written);
+                    if written
+                        .get(&key)
+                        .is_some_and(|rv| obj.metadata.resource_version.as_ref() == Some(rv))
+                    {
+                        written.remove(&key);
                         return Ok(None);
                     }
                 }
@@ -908,6 +1006,56 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
     deletions.abort();
     tracing::info!(scope = %scope, "stopped watching SealedSecrets");
 }
+
+/// What a SealedSecret keeps in the watch cache. Dropped: `metadata.managedFields` (one entry
+/// per writer, listing every field it set: more than half of an object as the API server sends
+/// it), kubectl's last-applied annotation (a second copy of the whole object when it was
+/// `kubectl apply`-ed), and the ciphertexts (`spec.encryptedData`, `spec.data`: about 700
+/// bytes per RSA-4096 item), which only a decryption reads. In their place the cache keeps
+/// [`planner::source_digest`] of the whole object (in [`CACHED_SOURCE_DIGEST`]), which is all the
+/// restart path needs: a Secret whose ownership mark verifies against it is left alone, and a
+/// reconcile that must decrypt reads the whole SealedSecret from the API first. Status writes
+/// go to the status subresource, which ignores metadata and spec, so nothing is lost on the way
+/// back. Trimmed for every watch event, so an annotation of that name set by a user is
+/// overwritten before anything reads it.
+pub fn trim_for_cache(ss: &mut SealedSecret) {
+    trim_metadata(ss);
+    let digest = planner::source_digest(ss);
+    ss.spec.encrypted_data = Default::default();
+    ss.spec.data = None;
+    ss.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(CACHED_SOURCE_DIGEST.to_string(), digest);
+}
+
+/// Drops `metadata.managedFields` and kubectl's last-applied annotation (see [`trim_for_cache`]).
+fn trim_metadata(ss: &mut SealedSecret) {
+    ss.metadata.managed_fields = None;
+    if let Some(a) = ss.metadata.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+        a.remove(CACHED_SOURCE_DIGEST);
+        if a.is_empty() {
+            ss.metadata.annotations = None;
+        }
+    }
+}
+
+/// The source digest [`trim_for_cache`] left in a cached SealedSecret (`None`: the object is
+/// whole).
+fn cached_source_digest(ss: &SealedSecret) -> Option<&str> {
+    ss.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CACHED_SOURCE_DIGEST))
+        .map(String::as_str)
+}
+
+/// Where the watch cache keeps a SealedSecret's source digest (only in memory: never written).
+pub const CACHED_SOURCE_DIGEST: &str = "kseal.internal/cached-source-digest";
+
+/// kubectl's `kubectl.kubernetes.io/last-applied-configuration` annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 fn is_synced(ss: &SealedSecret) -> bool {
     ss.status
@@ -1033,6 +1181,49 @@ mod tests {
             vec![ObjectRef::new("deleted").within("ns")],
             "only a synced SealedSecret that owns its Secret, whose Secret is gone"
         );
+    }
+
+    #[test]
+    fn concurrency_follows_the_cpus() {
+        assert_eq!(concurrency_for(1), 8);
+        assert_eq!(concurrency_for(2), 16);
+        assert_eq!(concurrency_for(1000), 128);
+    }
+
+    #[test]
+    fn the_cache_drops_what_reconcile_never_reads() {
+        let mut ss: SealedSecret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s", "namespace": "ns", "uid": "u",
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                    "keep": "me",
+                    "kseal.internal/cached-source-digest": "forged"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+            "spec": {"encryptedData": {"a": "b"}, "template": {"type": "Opaque"}}
+        }))
+        .unwrap();
+        let mut whole = ss.clone();
+        trim_metadata(&mut whole);
+        let digest = planner::source_digest(&whole);
+        trim_for_cache(&mut ss);
+        assert_eq!(ss.metadata.managed_fields, None);
+        assert!(ss.spec.encrypted_data.is_empty());
+        assert_eq!(ss.spec.template, whole.spec.template);
+        assert_eq!(cached_source_digest(&ss), Some(digest.as_str()));
+        assert_eq!(
+            ss.metadata.annotations.as_ref().unwrap().len(),
+            2,
+            "keep + digest"
+        );
+        assert_eq!(
+            whole.metadata.annotations.as_ref().unwrap().len(),
+            1,
+            "keep"
+        );
+        // What goes back to the API (the status write) carries no cache annotation.
+        trim_metadata(&mut ss);
+        assert_eq!(cached_source_digest(&ss), None);
     }
 
     #[test]

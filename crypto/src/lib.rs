@@ -31,6 +31,21 @@
 //! On top of that, this crate never tells a caller *why* a value failed to open: an OAEP failure,
 //! a GCM failure and a wrong key all give [`Error::NoKeyCouldDecrypt`].
 //!
+//! # Randomness
+//!
+//! Every random value comes from the operating system's generator (`getrandom`): the AES keys
+//! and nonces kseal draws itself through `rand::rngs::OsRng`, and, inside AWS-LC, the OAEP seeds,
+//! RSA blinding values and key generation, which AWS-LC draws from its own DRBG. By default
+//! AWS-LC seeds that DRBG from a CPU-jitter entropy collector (timing noise of a busy loop),
+//! which costs about 50 ms of CPU at the first random number of every process: nearly all of a
+//! `kseal seal` (the sealing itself takes 0.2 ms). The workspace's `.cargo/config.toml` sets
+//! `AWS_LC_SYS_NO_JITTER_ENTROPY=1`, with which aws-lc-sys builds AWS-LC with
+//! `DISABLE_CPU_JITTER_ENTROPY`: AWS-LC's "opt-out CPU jitter" entropy source then seeds the
+//! DRBG from the OS (`CRYPTO_sysrand`, i.e. `getrandom`, the same source the kernel gives every
+//! other program), with RDRAND as its second, personalisation input. No random value depends on
+//! the jitter source, so nothing is weaker; kseal is not a FIPS build, for which the jitter
+//! source is the validated one. docs/architecture.md, "Randomness", has the measurement.
+//!
 //! # Secret hygiene
 //!
 //! Plaintexts come back as [`SecretBytes`] (zeroized on drop, `Debug` redacted). Private keys

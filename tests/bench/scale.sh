@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Measure the controller at scale on the test control plane: N SealedSecrets (default 1000,
-# KSEAL_SCALE_N=…) created while the controller is stopped, then the time until every Secret
-# exists, the controller's peak RSS and its RSA private-key operations; then the same after a
-# restart (expected: no decryption). Uses a release build of the controller.
+# Measure the controller at scale on the test control plane (docs/testing.md, "Benchmarks"):
+# N SealedSecrets (default 1000, KSEAL_SCALE_N=…) of two items, sealed for K RSA-4096 keys
+# (default 36, KSEAL_SCALE_KEYS=…), created while the controller is stopped; then, in one run,
+# the cold start (time to every Secret, RSA decryptions, CPU, peak RSS), a restart (time to pass
+# over all, 0 decryptions expected), one edit among N, peak RSS at 1,000 / N/2 / N objects, the
+# RSA private-operation time on this machine and Bitnami's algorithm's cost for the same
+# workload. Uses a release build of the controller and the control plane of
+# $KSEAL_E2E_KUBECONFIG, or its own one (cluster.sh, state in $KSEAL_CLUSTER_DIR).
 #
 # Usage: tests/bench/scale.sh            (prints a JSON report; also written to
 #                                          $KSEAL_SCALE_REPORT, default target/scale-report.json)

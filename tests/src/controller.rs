@@ -810,6 +810,17 @@ impl Controller {
         self.launch().await
     }
 
+    /// Sets `--name=value` for the next [`start_again`](Self::start_again) (replacing the
+    /// flag's current value), e.g. a `--label-selector` for a restart over part of the objects.
+    pub fn set_flag(&mut self, name: &str, value: &str) {
+        let prefix = format!("{name}=");
+        let arg = format!("{name}={value}");
+        match self.args.iter_mut().find(|a| a.starts_with(&prefix)) {
+            Some(slot) => *slot = arg,
+            None => self.args.push(arg),
+        }
+    }
+
     /// Graceful restart: SIGTERM (exit 0 required), then start again and wait until ready.
     pub async fn restart(&mut self) -> Result<()> {
         let status = self.stop().await?;
