@@ -274,25 +274,35 @@ impl Elector {
         loop {
             // A request into a dead connection may hang for the client's timeouts: shutdown
             // must not wait for it.
+            // Nor may the election: an answer that does not come within the renew deadline
+            // counts as a failed renewal.
             let attempt = tokio::select! {
                 _ = &mut shutdown => break,
-                r = self.try_once() => r,
+                r = tokio::time::timeout(deadline, self.try_once()) => r,
             };
             match attempt {
-                Ok(true) => {
-                    last_renewal = Some(Instant::now());
-                    leading.send_if_modified(|l| !std::mem::replace(l, true));
-                }
-                Ok(false) => {
-                    last_renewal = None;
-                    leading.send_if_modified(|l| std::mem::replace(l, false));
-                }
-                Err(e) => {
-                    tracing::warn!(lease = %self.name, error = %e, "leader election: cannot read or write the Lease");
+                Err(_) => {
+                    tracing::warn!(lease = %self.name, "leader election: no answer from the API server within {deadline:?}");
                     if last_renewal.is_none_or(|t| t.elapsed() > deadline) {
                         leading.send_if_modified(|l| std::mem::replace(l, false));
                     }
                 }
+                Ok(attempt) => match attempt {
+                    Ok(true) => {
+                        last_renewal = Some(Instant::now());
+                        leading.send_if_modified(|l| !std::mem::replace(l, true));
+                    }
+                    Ok(false) => {
+                        last_renewal = None;
+                        leading.send_if_modified(|l| std::mem::replace(l, false));
+                    }
+                    Err(e) => {
+                        tracing::warn!(lease = %self.name, error = %e, "leader election: cannot read or write the Lease");
+                        if last_renewal.is_none_or(|t| t.elapsed() > deadline) {
+                            leading.send_if_modified(|l| std::mem::replace(l, false));
+                        }
+                    }
+                },
             }
             tokio::select! {
                 _ = &mut shutdown => break,

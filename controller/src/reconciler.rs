@@ -122,6 +122,14 @@ pub enum ReconcileError {
         /// What the API client returned.
         cause: kube::Error,
     },
+    /// The reconcile did not finish within its time (an API call without an answer).
+    #[error("Timeout {namespace}/{name}: no answer within the reconcile's time")]
+    Timeout {
+        /// The namespace.
+        namespace: String,
+        /// The SealedSecret's name.
+        name: String,
+    },
     /// Decrypting and planning did not finish (the blocking task panicked or was cancelled).
     #[error("Plan {namespace}/{name}: {cause}")]
     Plan {
@@ -156,20 +164,30 @@ pub enum ReconcileError {
     },
 }
 
+/// The longest one reconcile may take (its API calls; decryption takes milliseconds).
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a watch request lasts before it is resumed (`timeoutSeconds`).
+const WATCH_TIMEOUT_SECS: u32 = 60;
+
 impl ReconcileError {
     /// Whether the API server may answer differently soon: it was unreachable, timed out,
-    /// failed (5xx), asked to slow down (429) or reported a conflicting writer (409).
+    /// failed (5xx), asked to slow down (429), reported a conflicting writer (409) or refused
+    /// (401, 403).
     pub fn is_transient(&self) -> bool {
         let cause = match self {
             ReconcileError::GetSecret { cause, .. }
             | ReconcileError::GetSealedSecret { cause, .. }
             | ReconcileError::WriteSecret { cause, .. }
             | ReconcileError::WriteStatus { cause, .. } => cause,
-            ReconcileError::Plan { .. } => return true,
+            ReconcileError::Plan { .. } => return false,
+            ReconcileError::Timeout { .. } => return true,
         };
+        // A refusal (401, 403) is retried too: right after an API server restart its RBAC
+        // cache is not filled yet and refuses what it allows a moment later, and an operator who
+        // fixes RBAC expects the controller to recover without a restart. Only answers about
+        // the request itself (400, 404, 422) end the retries.
         match cause {
-            kube::Error::Api(s) => s.code >= 500 || s.code == 429 || s.code == 409,
-            kube::Error::Auth(_) => false,
+            kube::Error::Api(s) => !matches!(s.code, 400 | 404 | 422),
             _ => true,
         }
     }
@@ -470,6 +488,19 @@ fn owns_its_secret(ss: &SealedSecret) -> bool {
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(kseal_crds::ANNOTATION_SKIP_SET_OWNER_REFERENCES))
         .is_none_or(|v| v != "true")
+}
+
+/// [`reconcile`] within [`RECONCILE_TIMEOUT`]: a request that never gets its answer (a
+/// connection stuck across an API server restart) becomes a transient failure, retried.
+async fn reconcile_bounded(
+    ss: Arc<SealedSecret>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let (namespace, name) = key_of(&ss);
+    match tokio::time::timeout(RECONCILE_TIMEOUT, reconcile(ss, ctx)).await {
+        Ok(r) => r,
+        Err(_) => Err(ReconcileError::Timeout { namespace, name }),
+    }
 }
 
 async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
@@ -815,7 +846,10 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let mut wc = watcher::Config::default();
+    // Watches end and resume (from their resourceVersion, no relist) at least this often, so
+    // that a watch stuck on a connection the API server no longer serves (seen after its
+    // restart) recovers within about a minute instead of the default five.
+    let mut wc = watcher::Config::default().timeout(WATCH_TIMEOUT_SECS);
     if let Some(sel) = &ctx.opts.label_selector {
         wc = wc.labels(sel);
     }
@@ -978,7 +1012,7 @@ pub async fn run_scope(ctx: Arc<Context>, namespace: Option<String>, stop: Cance
     let shutdown = stop.clone();
     let run = controller
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile_bounded, error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 match e {
