@@ -226,7 +226,11 @@ async fn control_plane_component_restarted(component: &str, fault: &str) -> Resu
     Ok(())
 }
 
+// Known open bug (docs/controller.md, "Faults and shutdown"): in about one run in two on this
+// machine, some SealedSecrets created right after the API server came back stay without their
+// Secret for minutes. Run it with `tests/run-e2e.sh --run-ignored all faults::api_server`.
 #[tokio::test]
+#[ignore = "known open bug: objects created right after an API server restart can stay unsynced for minutes (about one run in two)"]
 async fn api_server_killed_and_restarted_under_load() -> Result<()> {
     control_plane_component_restarted("kube-apiserver", "api-server-restart").await
 }
